@@ -1,0 +1,54 @@
+"""Figures shared by the notebooks: curves over seeds as a mean with a band, one colour per
+optimizer, diverged runs marked rather than dropped."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+__all__ = ["OPT_COLORS", "band_plot", "figure_grid"]
+
+#: One colour per optimizer, the same in every figure of the book.
+OPT_COLORS = {"gd": "#d62728", "sgd": "#ff7f0e", "sgdm": "#d62728", "adam": "#1f77b4", "adamw": "#17becf",
+              "signgd": "#2ca02c", "signum": "#2ca02c", "rmsprop": "#9467bd", "adagrad": "#8c564b"}
+
+
+def figure_grid(n: int, *, width: float = 4.2, height: float = 3.2, ncols: int | None = None):
+    """``n`` axes side by side (wrapping after ``ncols``), sized for a book page."""
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def band_plot(ax, df: pd.DataFrame, x: str, y: str, *, hue: str = "opt", over: str = "seed",
+              logx: bool = False, logy: bool = False, band: str = "minmax", label_suffix: str = "",
+              linestyle: str = "-", marker: str | None = None, hue_order: Sequence[str] | None = None) -> None:
+    """Plot the mean of ``y`` against ``x`` for each value of ``hue``, with a band over ``over``
+    (``band="minmax"``: min to max; ``"std"``: ± one standard deviation). Non-finite values
+    (diverged runs) are left out of the mean and counted in the legend."""
+    for key in hue_order or list(dict.fromkeys(df[hue])):
+        sub = df[df[hue] == key]
+        if sub.empty:
+            continue
+        finite = sub[np.isfinite(sub[y].astype(float))]
+        n_bad = sub[over].nunique() - finite[over].nunique() if over in sub else 0
+        stats = finite.groupby(x)[y].agg(["mean", "min", "max", "std"]).reset_index()
+        label = f"{key}{label_suffix}" + (f" ({n_bad} diverged)" if n_bad else "")
+        color = OPT_COLORS.get(str(key))
+        ax.plot(stats[x], stats["mean"], linestyle=linestyle, marker=marker, color=color, label=label)
+        lo, hi = ((stats["min"], stats["max"]) if band == "minmax"
+                  else (stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0)))
+        ax.fill_between(stats[x], lo, hi, color=color, alpha=0.2, linewidth=0)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(True, alpha=0.3)

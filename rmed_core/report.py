@@ -1,0 +1,73 @@
+"""What a notebook shows under each figure: the command that regenerates it and the provenance
+of the run that produced it. The book renders the panel as a collapsible block."""
+from __future__ import annotations
+
+import html
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["papermill_command", "provenance_panel", "show_provenance", "glue_figure", "glue_number"]
+
+
+def papermill_command(notebook: str, params: Mapping[str, Any], output: str = "out.ipynb") -> str:
+    """The papermill command that reruns ``notebooks/<notebook>.py`` with ``params``.
+
+    >>> papermill_command("theorem", {"opt": "adam", "width": 400})
+    'papermill notebooks/theorem.py out.ipynb -p opt adam -p width 400'
+    """
+    parts = ["papermill", f"notebooks/{notebook}.py", output]
+    for key, value in params.items():
+        parts += ["-p", key, shlex.quote(str(value))]
+    return " ".join(parts)
+
+
+def provenance_panel(notebook: str, params: Mapping[str, Any],
+                     records: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+    """HTML of a collapsible provenance panel (class ``provenance``): the papermill command,
+    the parameters, and the provenance record(s) of the run(s) behind a figure. Several records
+    are summarised: equal fields once, differing ones as a list, wall times summed."""
+    if isinstance(records, Mapping):
+        records = [records]
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for r in records for k in r):
+        values = [r.get(key) for r in records]
+        if key == "wall_time_s":
+            total = sum(v for v in values if v is not None)
+            merged["wall time"] = f"{total:.1f} s in all ({len(records)} run{'s' * (len(records) > 1)})"
+        else:
+            distinct = list(dict.fromkeys(str(v) for v in values))
+            merged[key] = distinct[0] if len(distinct) == 1 else ", ".join(distinct)
+    rows = [("command", f"<code>{html.escape(papermill_command(notebook, params))}</code>")]
+    rows += [("parameters", html.escape(", ".join(f"{k}={v!r}" for k, v in params.items())))]
+    rows += [(k, html.escape(str(v))) for k, v in merged.items()]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return (f'<details class="provenance"><summary>Provenance: how this figure was made</summary>'
+            f'<table class="provenance-table">{body}</table></details>')
+
+
+def show_provenance(notebook: str, params: Mapping[str, Any],
+                    records: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
+    """Display :func:`provenance_panel` in the notebook (as HTML)."""
+    from IPython.display import HTML, display
+
+    display(HTML(provenance_panel(notebook, params, records)))
+
+
+def glue_figure(name: str, fig: Any) -> None:
+    """Glue a matplotlib figure under ``name`` for a ``{glue:figure}`` directive, and close it so
+    it is not shown twice."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def glue_number(name: str, value: float, fmt: str = ".3g") -> float:
+    """Glue a number under ``name`` (shown nowhere by itself; ``{glue:text}`` cites it) and return
+    it. The stored value is the float; the text form uses ``fmt``."""
+    from myst_nb import glue
+
+    glue(name, float(value), display=False)
+    return float(value)
