@@ -47,6 +47,7 @@ __all__ = [
     "THEOREM_SCALES",
     "theorem_settings",
     "trajectory_runs",
+    "chi2_ratio_quantiles",
 ]
 
 #: Learning rates used when ``lr`` is not given (stable for the default problem, ||A|| = 1).
@@ -292,3 +293,21 @@ def trajectory_runs(opts: list[str], seeds: list[int], base: LinearNetConfig,
         runs.append(run)
         frames.append(run.trajectory.assign(opt=opt, seed=seed, diverged=run.diverged))
     return pd.concat(frames, ignore_index=True), runs
+
+
+def chi2_ratio_quantiles(widths: list[int], *, draws: int = 2000, quantiles: tuple[float, ...] = (0.25, 0.5, 0.75),
+                         seed: int = 0) -> pd.DataFrame:
+    """Quantiles of ``max_i z_i / median_i z_i`` for ``m`` i.i.d. χ²₁ variables ``z_i``: the
+    distribution of GD's final R_med that :func:`gradient_flow_limit` implies for i.i.d. Gaussian
+    starts as the initial scale → 0 (Monte Carlo with ``draws`` draws per width).
+
+    Returns:
+        A DataFrame with columns ``width`` and one per quantile (``q25``, ``q50``, ...).
+    """
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for m in widths:
+        z = torch.randn(draws, m, generator=g, dtype=torch.float64) ** 2
+        ratio = z.max(1).values / z.median(1).values if m % 2 else z.max(1).values / z.sort(1).values[:, m // 2 - 1: m // 2 + 1].mean(1)
+        rows.append({"width": m, **{f"q{round(100 * q)}": float(torch.quantile(ratio, q)) for q in quantiles}})
+    return pd.DataFrame(rows)

@@ -28,25 +28,32 @@ def figure_grid(n: int, *, width: float = 4.2, height: float = 3.2, ncols: int |
 
 def band_plot(ax, df: pd.DataFrame, x: str, y: str, *, hue: str = "opt", over: str = "seed",
               logx: bool = False, logy: bool = False, band: str = "minmax", label_suffix: str = "",
-              linestyle: str = "-", marker: str | None = None, hue_order: Sequence[str] | None = None) -> None:
-    """Plot the mean of ``y`` against ``x`` for each value of ``hue``, with a band over ``over``
-    (``band="minmax"``: min to max; ``"std"``: ± one standard deviation). Non-finite values
-    (diverged runs) are left out of the mean and counted in the legend."""
+              linestyle: str = "-", marker: str | None = None, hue_order: Sequence[str] | None = None,
+              center: str = "mean") -> None:
+    """Plot the ``center`` (``"mean"`` or ``"median"``) of ``y`` against ``x`` for each value of
+    ``hue``, with a band over ``over`` (``band="minmax"``: min to max; ``"std"``: ± one standard
+    deviation; ``"none"``). Non-finite values (diverged runs) are left out and counted in the legend. On a
+    log x-axis with few distinct values, those values become the ticks."""
     for key in hue_order or list(dict.fromkeys(df[hue])):
         sub = df[df[hue] == key]
         if sub.empty:
             continue
         finite = sub[np.isfinite(sub[y].astype(float))]
         n_bad = sub[over].nunique() - finite[over].nunique() if over in sub else 0
-        stats = finite.groupby(x)[y].agg(["mean", "min", "max", "std"]).reset_index()
+        stats = finite.groupby(x)[y].agg(["mean", "median", "min", "max", "std"]).reset_index()
         label = f"{key}{label_suffix}" + (f" ({n_bad} diverged)" if n_bad else "")
         color = OPT_COLORS.get(str(key))
-        ax.plot(stats[x], stats["mean"], linestyle=linestyle, marker=marker, color=color, label=label)
-        lo, hi = ((stats["min"], stats["max"]) if band == "minmax"
-                  else (stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0)))
-        ax.fill_between(stats[x], lo, hi, color=color, alpha=0.2, linewidth=0)
+        ax.plot(stats[x], stats[center], linestyle=linestyle, marker=marker, color=color, label=label)
+        if band != "none":
+            lo, hi = ((stats["min"], stats["max"]) if band == "minmax"
+                      else (stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0)))
+            ax.fill_between(stats[x], lo, hi, color=color, alpha=0.2, linewidth=0)
     if logx:
         ax.set_xscale("log")
+        ticks = sorted(df[x].unique())
+        if len(ticks) <= 10:
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(x)
