@@ -36,4 +36,4 @@ def test_signum_momentum_buffer():
     for g in (1.0, -0.5):  # buffer: 0.1, then 0.09 - 0.05 = 0.04 > 0
         p.grad = torch.tensor([g])
         opt.step()
-    assert float(p) == -2.0
+    assert float(p.detach()) == -2.0
