@@ -59,3 +59,39 @@ def band_plot(ax, df: pd.DataFrame, x: str, y: str, *, hue: str = "opt", over: s
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.grid(True, alpha=0.3)
+
+
+#: Parameter-tensor groups of the project's models, for colouring per-layer curves.
+LAYER_GROUPS = {"embedding": "#8c564b", "attention": "#1f77b4", "mlp": "#ff7f0e", "layernorm": "#7f7f7f",
+                "head": "#d62728", "conv": "#2ca02c", "other": "#9467bd"}
+
+
+def layer_group(name: str) -> str:
+    """The group of a parameter tensor, from its name in the project's models."""
+    parts = name.split(".")
+    if parts[0] in ("tok", "pos"):
+        return "embedding"
+    if parts[0] == "head":
+        return "head"
+    if any(p.startswith("ln") for p in parts):
+        return "layernorm"
+    if "attn" in parts:
+        return "attention"
+    if parts[-2:-1] and parts[-2] in ("fc", "out"):
+        return "mlp"
+    return "conv" if parts[0].isdigit() else "other"
+
+
+def layer_lines(ax, rmed: pd.DataFrame, *, y: str = "r_med", logy: bool = True) -> None:
+    """One line of ``y`` against ``step`` per parameter tensor (``layer``), coloured by
+    :func:`layer_group`, with one legend entry per group."""
+    seen = set()
+    for name, sub in rmed.groupby("layer", sort=False):
+        group = layer_group(str(name))
+        ax.plot(sub["step"], sub[y], color=LAYER_GROUPS[group], alpha=0.7, linewidth=1,
+                label=None if group in seen else group)
+        seen.add(group)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.grid(True, alpha=0.3)

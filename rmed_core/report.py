@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["papermill_command", "provenance_panel", "show_provenance", "glue_figure", "glue_number"]
+__all__ = ["papermill_command", "provenance_panel", "show_provenance", "glue_figure", "glue_number", "glue_text"]
 
 
 def papermill_command(notebook: str, params: Mapping[str, Any], output: str = "out.ipynb") -> str:
@@ -71,3 +71,13 @@ def glue_number(name: str, value: float, fmt: str = ".3g") -> float:
 
     glue(name, float(value), display=False)
     return float(value)
+
+
+def glue_text(name: str, text: str) -> str:
+    """Glue a short piece of Markdown (a verdict, say) under ``name`` for the ``{glue:md}`` role,
+    and return it."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(name, Markdown(text), display=False)
+    return text

@@ -1,0 +1,126 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chapter-fig2)=
+# # R_med along the trajectory
+#
+# **The paper's claim** (abstract): adaptive methods such as Adam bias the trajectory towards
+# regions where $R^{\mathrm{Adam}}_{\mathrm{med}}$ is small; SGD (with momentum) towards regions
+# where $R^{\mathrm{SGD}}_{\mathrm{med}}$ is comparatively large — on language models.
+#
+# This chapter trains the task's transformer with `opt` and measures the exact Hessian diagonal of
+# every parameter tensor on a fixed batch at regular steps ({doc}`computing_rmed`), then puts
+# the final R_med of each layer beside that of the other optimizer of the comparison
+# (SGD with momentum for Adam, Adam otherwise), trained from the same initialisation with the same
+# data order. Task, model sizes and learning rates are this project's choices: the paper's are not
+# known ({ref}`chapter-statistic`).
+
+# %% tags=["parameters"]
+opt = "adam"  # the optimizer whose trajectory is shown (any name of the registry)
+task = "ptb_lm"  # ptb_lm (Penn Treebank language model), polarity_cls, mnist_cnn, fashion_cnn
+seed = 0
+lr = None  # None: the task's tuned learning rate for `opt`
+steps = None  # None: the scale's default
+scale = "book"  # ci | book | paper
+
+# %%
+from rmed_core.experiments import run_grid
+from rmed_core.plots import band_plot, figure_grid, layer_lines
+from rmed_core.report import glue_figure, glue_number, show_provenance
+from rmed_core.tasks import get_task
+
+params = dict(opt=opt, task=task, seed=seed, lr=lr, steps=steps, scale=scale)
+other = "sgdm" if opt != "sgdm" else "adam"
+grid = run_grid([task], [opt, other], [seed], scale=scale, lr={opt: lr} if lr else None,
+                **({"steps": steps} if steps else {}))
+run = next(r for r in grid.results if r.config.opt == opt)
+print(f"{get_task(task).description}; {opt} lr={run.config.lr:g}, {other} lr="
+      f"{next(r for r in grid.results if r.config.opt == other).config.lr:g}; "
+      f"{run.config.steps} steps, batch {run.config.batch_size}, Hessian batch {run.config.hessian_batch}, "
+      f"method {run.config.probe_method}")
+for r in grid.diverged:
+    print(f"DIVERGED: {r.config.opt} (lr {r.config.lr:g}): {r.provenance.get('reason')}")
+
+# %%
+mine = grid.rmed[grid.rmed.opt == opt]
+fig, axes = figure_grid(2, width=5.2, height=3.8)
+layer_lines(axes[0], mine)
+axes[0].set_ylabel(r"$R_\mathrm{med}$ (log)")
+axes[0].set_title(f"{opt}: every parameter tensor")
+axes[0].legend(fontsize=7, ncols=2)
+band_plot(axes[1], grid.loss.assign(smooth=grid.loss.groupby("opt").loss.transform(
+    lambda s: s.rolling(20, min_periods=1).mean())), "step", "smooth", logy=True, hue_order=[opt, other])
+axes[1].set_ylabel("training loss (20-step mean)")
+axes[1].legend()
+fig.suptitle(f"{task}, {scale} scale, seed {seed}")
+glue_figure("fig2_trajectory", fig)
+
+last = mine[mine.step == mine.step.max()]
+rmed_median_final = glue_number("rmed_median_final", last.r_med.median())
+loss_final = glue_number("loss_final", run.loss.loss.tail(max(1, len(run.loss) // 10)).mean())
+print(f"final step {int(last.step.max())}: median over {len(last)} layers of R_med = {rmed_median_final:.2f}; "
+      f"training loss (mean of the last 10% of steps) = {loss_final:.3f}")
+
+# %% [markdown]
+# ```{glue:figure} fig2_trajectory
+# :name: fig-fig2-trajectory
+#
+# Left: R_med of every parameter tensor along the trajectory of `opt`, coloured by the kind of
+# layer. Right: the training loss of both optimizers.
+# ```
+
+# %%
+show_provenance("fig2", params, grid.provenance)
+
+# %% [markdown]
+# ## Layer by layer, against the other optimizer
+
+# %%
+final = grid.rmed[grid.rmed.step == grid.rmed.step.max()].pivot_table(index="layer", columns="opt", values="r_med",
+                                                                      sort=False)
+sgd_larger = int((final["sgdm"] > final["adam"]).sum()) if {"sgdm", "adam"} <= set(final.columns) else None
+fig, axes = figure_grid(1, width=5.0, height=4.2)
+ax = axes[0]
+ax.scatter(final[other], final[opt], s=14)
+lim = [min(final.min().min(), 1) * 0.8, final.max().max() * 1.25]
+ax.plot(lim, lim, color="k", linewidth=0.8, linestyle=":")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel(f"final R_med under {other}")
+ax.set_ylabel(f"final R_med under {opt}")
+ax.set_title("one point per parameter tensor")
+glue_figure("fig2_scatter", fig)
+if sgd_larger is not None:
+    glue_number("fig2_sgd_larger", sgd_larger)
+    glue_number("fig2_layers", len(final))
+final.assign(ratio_sgdm_over_adam=final.get("sgdm") / final.get("adam")).round(2)
+
+# %% [markdown]
+# ```{glue:figure} fig2_scatter
+# :name: fig-fig2-scatter
+#
+# Final R_med of each parameter tensor under the two optimizers (dotted: equal). Points below the
+# diagonal are layers where `opt` ends with the smaller R_med.
+# ```
+#
+# At the last probe, SGD with momentum ends with the larger R_med in
+# {glue:text}`fig2_sgd_larger:.0f` of {glue:text}`fig2_layers:.0f` parameter tensors (for the run
+# of the parameters above; {doc}`fig3` repeats this over seeds).
+
+# %%
+show_provenance("fig2", params, grid.provenance)
+
+# %%
+import math
+assert len(mine.layer.unique()) == len(list(get_task(task).model(scale).parameters())), "every tensor probed"
+assert run.diverged or all(math.isfinite(v) and v >= 1 for v in last.r_med), "R_med is a max/median, >= 1"
