@@ -1,0 +1,96 @@
+"""Batched vector-Jacobian products in chunks sized to free memory, with a retry on CUDA OOM.
+
+Every Hessian routine in this package reduces to many products ``grad(outputs, inputs, v)`` with
+the same graph and different ``v``: :func:`batched_grad` runs them ``chunk`` at a time through
+``torch.autograd.grad(..., is_grads_batched=True)`` (vmap over the backward pass), halves the
+chunk when CUDA runs out of memory, and falls back to a Python loop when an operation in the
+graph has no batching rule.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+
+_MAX_CHUNK = 1024
+
+
+def free_bytes(device: torch.device) -> int:
+    """Free memory on ``device`` in bytes (CUDA: ``mem_get_info``; CPU: available pages)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 4 * 2**30
+
+
+def auto_chunk(bytes_per_probe: float, device: torch.device, fraction: float = 0.25) -> int:
+    """How many probes fit in ``fraction`` of the free memory, between 1 and 1024."""
+    n = int(fraction * free_bytes(device) / max(bytes_per_probe, 1.0))
+    return max(1, min(_MAX_CHUNK, n))
+
+
+def graph_bytes(tensors: Sequence[torch.Tensor]) -> float:
+    """A rough per-probe memory cost: a small multiple of the activations involved."""
+    return 16.0 * sum(t.numel() * t.element_size() for t in tensors)
+
+
+class BatchedGrad:
+    """Apply ``v -> grad(outputs, inputs, v)`` to a stack of cotangents, chunk by chunk.
+
+    ``outputs``/``inputs`` are sequences of tensors; ``__call__`` takes a list (one per output)
+    of stacked cotangents ``(P, *output.shape)`` and returns a list (one per input) of
+    ``(P, *input.shape)``. The graph is retained so the same object can be called repeatedly.
+    ``post`` (optional) maps the chunk of results to what is kept (e.g. a diagonal), so that the
+    full results of all probes never need to be in memory at once.
+    """
+
+    def __init__(self, outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor],
+                 chunk: int | None = None):
+        self.outputs, self.inputs = list(outputs), list(inputs)
+        dev = self.outputs[0].device
+        self.chunk = chunk or auto_chunk(graph_bytes(self.outputs + self.inputs) + 1e6, dev)
+        self.vmap_ok = True
+        self.n_calls = 0  # cotangents processed (each is one Hessian-vector product)
+
+    def _one(self, cot: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.vmap_ok:
+            try:
+                out = torch.autograd.grad(self.outputs, self.inputs, cot, retain_graph=True,
+                                          is_grads_batched=True, allow_unused=True)
+                p = cot[0].shape[0]
+                return [torch.zeros((p, *x.shape), dtype=x.dtype, device=x.device) if o is None else o
+                        for o, x in zip(out, self.inputs)]
+            except torch.OutOfMemoryError:
+                raise
+            except RuntimeError as err:  # no batching rule for some op: loop instead
+                if "out of memory" in str(err):
+                    raise
+                self.vmap_ok = False
+        rows = []
+        for p in range(cot[0].shape[0]):
+            g = torch.autograd.grad(self.outputs, self.inputs, [c[p] for c in cot], retain_graph=True,
+                                    allow_unused=True)
+            rows.append([torch.zeros_like(x) if o is None else o for o, x in zip(g, self.inputs)])
+        return [torch.stack(col) for col in zip(*rows)]
+
+    def map(self, n: int, make: Callable[[int, int], list[torch.Tensor]],
+            post: Callable[[int, int, list[torch.Tensor]], None]) -> None:
+        """For probes ``0..n-1``: ``cot = make(start, stop)``, ``post(start, stop, grads)``."""
+        start = 0
+        while start < n:
+            stop = min(n, start + self.chunk)
+            try:
+                res = self._one(make(start, stop))
+            except (torch.OutOfMemoryError, RuntimeError) as err:
+                if "out of memory" not in str(err) or self.chunk == 1:
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                self.chunk = max(1, self.chunk // 2)
+                continue
+            self.n_calls += stop - start
+            post(start, stop, res)
+            start = stop

@@ -1,0 +1,86 @@
+"""Input checks shared by every Hessian routine: they run before any expensive work."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+Batch = tuple[Any, Any]
+LossFn = Callable[[Any, Any], torch.Tensor]
+
+
+def _leading(x: Any) -> int | None:
+    if isinstance(x, torch.Tensor):
+        return x.shape[0] if x.dim() > 0 else None
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], torch.Tensor):
+        return _leading(x[0])
+    return None
+
+
+def check_batch(batch: Batch) -> tuple[Any, Any]:
+    """``batch`` must be ``(inputs, targets)`` with the same leading (sample) dimension."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise ValueError(f"batch must be a pair (inputs, targets); got {type(batch).__name__}"
+                         + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""))
+    inputs, targets = batch
+    n_in, n_t = _leading(inputs), _leading(targets)
+    if n_in is not None and n_t is not None and n_in != n_t:
+        raise ValueError(f"batch size mismatch: inputs have {n_in} samples, targets have {n_t}")
+    return inputs, targets
+
+
+def select_params(model: nn.Module, params: Iterable[str] | str | None) -> dict[str, nn.Parameter]:
+    """The named parameters to differentiate: ``params`` (names as in ``model.named_parameters()``)
+    or, by default, all that require grad. Raises ``ValueError`` for unknown names (listing the
+    valid ones), for a parameter that does not require grad, or when nothing is trainable."""
+    named = dict(model.named_parameters())
+    trainable = {k: p for k, p in named.items() if p.requires_grad}
+    if params is None:
+        if not trainable:
+            raise ValueError(f"{type(model).__name__} has no trainable parameters (none requires grad)")
+        return trainable
+    if isinstance(params, str):
+        params = [params]
+    names = list(params)
+    if not names:
+        raise ValueError("params is empty: name at least one parameter")
+    unknown = [n for n in names if n not in named]
+    if unknown:
+        raise ValueError(f"unknown parameter name(s) {unknown}; valid names: {sorted(named)}")
+    frozen = [n for n in names if not named[n].requires_grad]
+    if frozen:
+        raise ValueError(f"parameter(s) {frozen} do not require grad")
+    return {n: named[n] for n in dict.fromkeys(names)}
+
+
+def check_loss(loss: torch.Tensor) -> torch.Tensor:
+    """The loss must be a finite real scalar attached to the graph."""
+    if not isinstance(loss, torch.Tensor):
+        raise ValueError(f"loss_fn must return a torch.Tensor; got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise ValueError(f"loss_fn must return a scalar (the mean loss); got shape {tuple(loss.shape)}")
+    if not torch.is_floating_point(loss):
+        raise ValueError(f"the loss has dtype {loss.dtype}; a floating-point loss is needed")
+    if not bool(torch.isfinite(loss)):
+        raise ValueError(f"the loss is not finite ({float(loss)}): the Hessian is undefined here")
+    if not loss.requires_grad:
+        raise ValueError("the loss does not depend on any parameter that requires grad")
+    return loss.reshape(())
+
+
+def check_dropout(model: nn.Module) -> None:
+    """Active dropout makes the loss (and its Hessian) random: refuse it."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+            raise ValueError(f"module {name or type(model).__name__!r} ({type(m).__name__}, p={m.p}) is "
+                             "active: the Hessian of a dropout loss is random. Call model.eval() first.")
+
+
+def check_finite(diag: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for name, h in diag.items():
+        if not bool(torch.isfinite(h).all()):
+            bad = int((~torch.isfinite(h)).sum())
+            raise ValueError(f"the Hessian diagonal of {name!r} has {bad} non-finite entries")
+    return diag

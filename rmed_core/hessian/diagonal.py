@@ -1,0 +1,51 @@
+"""``hessian_diagonal``: the Hessian diagonal of a loss per parameter tensor, by method name."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ._validate import Batch, LossFn, check_batch, check_dropout, check_finite, select_params
+from .brute import brute_diagonal
+
+METHODS = ("exact", "brute")
+
+
+def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params: Iterable[str] | None = None,
+                     method: str = "exact", chunk: int | None = None, info: dict | None = None,
+                     **kw) -> dict[str, torch.Tensor]:
+    """The diagonal of the Hessian of ``L = loss_fn(model(inputs), targets)`` restricted to each
+    parameter tensor, ``h_k = d^2 L / d theta_k^2``.
+
+    Args:
+        model: any ``nn.Module``; dropout must be inactive (``model.eval()``).
+        loss_fn: ``loss_fn(model(inputs), targets)`` must return the scalar (mean) loss.
+        batch: ``(inputs, targets)``.
+        params: parameter names as in ``model.named_parameters()`` (default: all requiring grad).
+        method: ``"exact"`` -- structured exact method (:mod:`rmed_core.hessian.exact`): per layer,
+            Hessian-vector products in the layer's *output* space, contracted with the layer's
+            inputs; falls back to ``"brute"`` for parameters it cannot treat exactly.
+            ``"brute"`` -- one Hessian-vector product per entry (:mod:`rmed_core.hessian.brute`).
+        chunk: products per vmapped backward pass (default: sized to free memory).
+        info: if a dict, receives ``n_hvp`` (products spent) and ``paths`` (how each tensor was done).
+
+    Returns:
+        ``{name: tensor shaped like the parameter}`` (detached, the parameter's dtype/device).
+
+    Raises:
+        ValueError: bad batch, unknown names, no trainable parameters, non-scalar or non-finite
+            loss, active dropout, non-finite Hessian entries.
+    """
+    check_batch(batch)
+    chosen = select_params(model, params)
+    check_dropout(model)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not known; use one of {METHODS} (or rmed_per_layer's 'sampled')")
+    info = {} if info is None else info
+    if method == "brute":
+        out = brute_diagonal(model, loss_fn, batch, chosen, chunk=chunk, info=info)
+    else:
+        from .exact import exact_diagonal
+        out = exact_diagonal(model, loss_fn, batch, chosen, chunk=chunk, info=info, **kw)
+    return check_finite({n: out[n] for n in chosen})

@@ -1,0 +1,290 @@
+"""Structured exact Hessian diagonal: Hessian-vector products in each layer's output space.
+
+For a layer whose output ``z`` (canonical ``(N, T, K)``, see :mod:`._sites`) is linear in its
+weight, ``z[n,t,i] = sum_j A[n,t,j] W[i,j] + b[i]``, and whose weight is used nowhere else, the
+loss depends on ``W`` only through ``z``, so (chain rule, ``z`` linear in ``W``)
+
+.. math::
+
+    \\frac{\\partial^2 L}{\\partial W_{ij}^2}
+      = \\sum_{n} \\sum_{t,t'} A_{ntj} A_{nt'j} \\, B_{n,i}[t,t'],
+    \\qquad B_{n,i}[t,t'] = \\frac{\\partial^2 L}{\\partial z_{nti}\\,\\partial z_{nt'i}} .
+
+``B`` is reached with Hessian-vector products in ``z``-space: a zero tensor ``delta`` is added to
+the layer's output by a forward hook, ``g = dL/d delta`` is built once (``create_graph=True``)
+for all layers, and ``grad(g, delta, u)`` = ``(d^2 L / dz^2) u`` traverses only the network
+downstream of the layer. Three exact probe sets, the cheapest applicable one is used:
+
+(a) ``K`` probes ``u_i = 1 (x) e_i`` when ``d^2L/dz^2`` is block-diagonal over samples *and*
+    positions (an output layer under a per-token loss; any layer with ``T == 1``): then
+    ``(H u_i)[n,t,i] = B_{n,i}[t,t]`` and ``H_W[i,j] = sum_{n,t} A_{ntj}^2 B_{n,i}[t,t]``;
+(b) ``T K`` probes ``e_t (x) e_i`` (shared by all samples): columns of every ``B_{n,i}``;
+(c) ``J K`` probes ``A_{.,.,j} (x) e_i`` (each sample its own): ``H_W[i,j] = <u, H u>``.
+
+Samples are only probed together when ``d^2L/dz^2`` is *verified* block-diagonal over samples
+(positions, for (a)): for each bit ``b`` of the sample index, one Gaussian probe supported on the
+samples whose bit ``b`` is 0 must give an exactly zero response on those whose bit is 1
+(``ceil(log2 N)`` products; a coupled pair differs in some bit, and a nonzero block gives a
+nonzero response with probability 1). Coupled samples (BatchNorm in training mode, a loss that
+mixes samples) are merged into one sample of ``N T`` positions -- still exact, just more probes.
+
+A parameter used more than once in the graph (tied weights, a module called twice, a functional
+re-use) is detected by counting the graph's edges into its ``AccumulateGrad`` node and goes to
+:mod:`.brute`, as do parameters of unsupported modules (reason in ``info['fallback']``).
+Bias: ``H_b[i] = sum_n 1^T B_{n,i} 1`` from the same products (or ``K`` probes ``1 (x) e_i``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._batched import BatchedGrad
+from ._sites import Site, make_site, unsupported_reason
+from ._validate import Batch, LossFn, check_loss
+from .brute import brute_diagonal
+
+
+def leaf_uses(root: torch.Tensor, leaves: list[torch.Tensor]) -> dict[int, int]:
+    """How many graph edges lead from ``root``'s graph into each leaf (by ``id``)."""
+    ids = {id(p) for p in leaves}
+    count = {i: 0 for i in ids}
+    seen, stack = set(), [root.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        for nxt, _ in fn.next_functions:
+            if nxt is None:
+                continue
+            var = getattr(nxt, "variable", None)
+            if var is not None and id(var) in ids:
+                count[id(var)] += 1
+            stack.append(nxt)
+    return count
+
+
+class StructuredHessian:
+    """Captures the sites of one forward pass and answers diagonal (or entry) queries."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor],
+                 *, chunk: int | None = None, seed: int = 0):
+        self.model, self.loss_fn, self.batch, self.chunk = model, loss_fn, batch, chunk
+        self.params = params
+        self.fallback: dict[str, str] = {}
+        self.n_hvp = 0
+        self._gen = torch.Generator().manual_seed(seed)
+        owners: dict[int, list[tuple[str, nn.Module, str]]] = {}
+        for mname, m in model.named_modules(remove_duplicate=False):
+            for pname, p in m.named_parameters(recurse=False):
+                owners.setdefault(id(p), []).append((mname, m, pname))
+        wanted: dict[int, tuple[str, nn.Module]] = {}  # id(module) -> (module name, module)
+        by_module: dict[int, dict[str, str]] = {}      # id(module) -> {"weight": param name, ...}
+        for name, p in params.items():
+            own = owners.get(id(p), [])
+            if len({id(m) for _, m, _ in own}) != 1:
+                self.fallback[name] = f"shared by {len(own)} modules" if own else "not owned by a module"
+                continue
+            mname, m, attr = own[0]
+            why = unsupported_reason(m) or (None if attr in ("weight", "bias") else f"attribute {attr}")
+            if why:
+                self.fallback[name] = f"{mname or type(m).__name__}: {why}"
+                continue
+            wanted[id(m)] = (mname, m)
+            by_module.setdefault(id(m), {})[attr] = name
+        calls: dict[int, int] = {}
+        sites: dict[int, Site] = {}
+
+        def hook(m: nn.Module, inp, out):
+            calls[id(m)] = calls.get(id(m), 0) + 1
+            if calls[id(m)] > 1 or not isinstance(out, torch.Tensor) or not inp:
+                return None
+            s = make_site(wanted[id(m)][0], m, inp[0], out)
+            if s is None:
+                return None
+            s.delta = torch.zeros_like(out, requires_grad=True)
+            sites[id(m)] = s
+            return out + s.delta
+
+        handles = [m.register_forward_hook(hook) for _, m in wanted.values()]
+        try:
+            inputs, targets = batch
+            loss = check_loss(loss_fn(model(inputs), targets))
+        finally:
+            for h in handles:
+                h.remove()
+        uses = leaf_uses(loss, list(params.values()))
+        self.sites: list[Site] = []
+        for key, (mname, m) in wanted.items():
+            names = by_module[key]
+            s = sites.get(key)
+            for attr, pname in names.items():
+                if s is None or calls.get(key, 0) != 1:
+                    self.fallback[pname] = f"{mname}: called {calls.get(key, 0)} times in the forward pass"
+                elif uses[id(params[pname])] != 1:
+                    self.fallback[pname] = f"{pname} is used {uses[id(params[pname])]} times in the graph"
+                else:
+                    setattr(s, attr, pname)
+            if s is not None and (s.weight or s.bias):
+                self.sites.append(s)
+        if self.sites:
+            gs = torch.autograd.grad(loss, [s.delta for s in self.sites], create_graph=True, allow_unused=True)
+            for s, g in zip(self.sites, gs):
+                s.g = g if (g is not None and g.requires_grad) else None
+        self.loss = loss
+
+    # ---- products in z-space ------------------------------------------------------------------
+    def _map(self, s: Site, n: int, make, post) -> None:
+        bg = BatchedGrad([s.g], [s.delta], self.chunk)
+        bg.map(n, lambda a, b: [s.native(make(a, b))], lambda a, b, r: post(a, b, s.canon(r[0])))
+        self.n_hvp += bg.n_calls
+
+    def _block_diagonal(self, s: Site, axis: int) -> bool:
+        """Is d^2L/dz^2 block-diagonal over ``axis`` (1: samples, 2: positions)? See module doc."""
+        size = (s.N, s.T)[axis - 1]
+        if size == 1:
+            return True
+        idx = torch.arange(size)
+        bits = math.ceil(math.log2(size))
+        shape = (s.N, s.T, s.K)
+        ok = [True]
+
+        def mask(b: int) -> torch.Tensor:
+            m = ((idx >> b) & 1) == 0
+            return m.view(-1, 1, 1) if axis == 1 else m.view(1, -1, 1)
+
+        def make(a: int, e: int) -> torch.Tensor:
+            v = torch.randn((e - a, *shape), generator=self._gen, dtype=torch.float64)
+            v = torch.stack([v[i] * mask(a + i) for i in range(e - a)])
+            return v.to(s.delta.dtype).to(s.delta.device)
+
+        def post(a: int, e: int, r: torch.Tensor) -> None:
+            for i in range(e - a):
+                other = (~mask(a + i)).to(r.device).expand(shape)
+                if bool((r[i][other] != 0).any()):
+                    ok[0] = False
+
+        self._map(s, bits, make, post)
+        return ok[0]
+
+    def _structure(self, s: Site) -> bool:
+        """Decide the layout; returns whether positions are independent (path (a))."""
+        if not self._block_diagonal(s, 1):
+            s.merge_samples()
+        return self._block_diagonal(s, 2)
+
+    # ---- the diagonal of one site --------------------------------------------------------------
+    def site_diagonal(self, s: Site) -> dict[str, torch.Tensor]:
+        m = s.module
+        dt, dev = s.delta.dtype, s.delta.device
+        out: dict[str, torch.Tensor] = {}
+        if s.g is None:  # loss at most linear in z
+            for attr in ("weight", "bias"):
+                if getattr(s, attr):
+                    out[getattr(s, attr)] = torch.zeros_like(getattr(m, attr)).detach()
+            return out
+        pos_indep = self._structure(s)
+        N, T, K = s.N, s.T, s.K
+        A = s.A.to(dt)
+        J = A.shape[-1]
+        Hb = torch.zeros(K, dtype=dt, device=dev)
+        Hw = torch.zeros((K, J) if s.kind == "dense" else (K,), dtype=dt, device=dev)
+        want_w = s.weight is not None
+        ar = lambda e: torch.arange(e, device=dev)  # noqa: E731
+
+        def unit_probes(a: int, e: int) -> torch.Tensor:  # 1 (x) e_i
+            v = torch.zeros(e - a, N, T, K, dtype=dt, device=dev)
+            v[ar(e - a), :, :, ar(e - a) + a] = 1
+            return v
+
+        if pos_indep or not want_w:
+            D = torch.zeros(N, T, K, dtype=dt, device=dev)
+            S = torch.zeros(K, dtype=dt, device=dev)
+
+            def post_a(a: int, e: int, r: torch.Tensor) -> None:
+                if pos_indep:
+                    D[..., a:e] = r.diagonal(offset=a, dim1=0, dim2=3)[..., : e - a]
+                S[a:e] = r[ar(e - a), :, :, ar(e - a) + a].sum((1, 2))
+
+            self._map(s, K, unit_probes, post_a)
+            Hb = S
+            if want_w:
+                Hw = torch.einsum("ntk,ntj->kj", D, A * A) if s.kind == "dense" else (D * A * A).sum((0, 1))
+        else:
+            cost_b = T * K
+            cost_c = (J * K if s.kind == "dense" else K) + (K if s.bias else 0)
+            if cost_b <= cost_c:  # (b): e_t (x) e_i for all samples
+                def make_b(a: int, e: int) -> torch.Tensor:
+                    ps = torch.arange(a, e, device=dev)
+                    v = torch.zeros(e - a, N, T, K, dtype=dt, device=dev)
+                    v[ar(e - a), :, ps // K, ps % K] = 1
+                    return v
+
+                def post_b(a: int, e: int, r: torch.Tensor) -> None:
+                    ps = torch.arange(a, e, device=dev)
+                    tp, ip = ps // K, ps % K
+                    R = r[ar(e - a), :, :, ip]                       # (P, N, T)
+                    Hb.index_add_(0, ip, R.sum((1, 2)))
+                    if s.kind == "dense":
+                        C = torch.einsum("pnt,ntj->pnj", R, A)
+                        Hw.index_add_(0, ip, (A[:, tp, :].transpose(0, 1) * C).sum(1))
+                    else:
+                        c = torch.einsum("pnt,ntp->pn", R, A[:, :, ip])
+                        Hw.index_add_(0, ip, (A[:, tp, ip].T * c).sum(1))
+
+                self._map(s, T * K, make_b, post_b)
+            else:  # (c): A_{.,.,j} (x) e_i, one exact entry per probe
+                nw = J * K if s.kind == "dense" else K
+
+                def make_c(a: int, e: int) -> torch.Tensor:
+                    ps = torch.arange(a, e, device=dev)
+                    ip, jp = (ps % K, ps // K) if s.kind == "dense" else (ps, ps)
+                    v = torch.zeros(e - a, N, T, K, dtype=dt, device=dev)
+                    v[ar(e - a), :, :, ip] = A[:, :, jp].permute(2, 0, 1)
+                    return v
+
+                def post_c(a: int, e: int, r: torch.Tensor) -> None:
+                    ps = torch.arange(a, e, device=dev)
+                    ip, jp = (ps % K, ps // K) if s.kind == "dense" else (ps, ps)
+                    val = (r[ar(e - a), :, :, ip] * A[:, :, jp].permute(2, 0, 1)).sum((1, 2))
+                    if s.kind == "dense":
+                        Hw[ip, jp] = val
+                    else:
+                        Hw[ip] = val
+
+                self._map(s, nw, make_c, post_c)
+                if s.bias:
+                    def post_1(a: int, e: int, r: torch.Tensor) -> None:
+                        Hb[a:e] = r[ar(e - a), :, :, ar(e - a) + a].sum((1, 2))
+
+                    self._map(s, K, unit_probes, post_1)
+        if s.weight:
+            out[s.weight] = s.weight_matrix_to_param(Hw).detach()
+        if s.bias:
+            out[s.bias] = Hb.detach()
+        return out
+
+    def diagonal(self) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for s in self.sites:
+            out.update(self.site_diagonal(s))
+        return out
+
+
+def exact_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor], *,
+                   chunk: int | None = None, info: dict | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The exact Hessian diagonal by the structured method (module docstring), with brute force
+    for the parameters it cannot treat. ``info`` receives ``n_hvp``, ``paths``, ``fallback``."""
+    sh = StructuredHessian(model, loss_fn, batch, params, chunk=chunk, seed=seed)
+    out = sh.diagonal()
+    info = {} if info is None else info
+    info["n_hvp"] = info.get("n_hvp", 0) + sh.n_hvp
+    info.setdefault("paths", {}).update({n: "structured" for n in out})
+    info["fallback"] = dict(sh.fallback)
+    del sh
+    rest = {n: p for n, p in params.items() if n not in out}
+    if rest:
+        out.update(brute_diagonal(model, loss_fn, batch, rest, chunk=chunk, info=info))
+    return out

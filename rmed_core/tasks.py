@@ -1,0 +1,196 @@
+"""The task registry: each experiment's data, model, loss and sizes, looked up by name and scale.
+
+Tasks (the paper's language-model claim, and its image control; Jiang, Malik, Li 2023):
+
+* ``ptb_lm`` (main, default): next-token prediction on Penn Treebank with a causal transformer.
+  Character level at ``ci``/``book`` scale (49 symbols: the output softmax, which dominates every
+  Hessian-vector product, stays small enough for exact Hessian diagonals on a 2-core CPU), word
+  level with the standard 10k vocabulary at ``paper`` scale.
+* ``polarity_cls``: Pang & Lee sentence polarity with a transformer encoder (a second language task).
+* ``mnist_cnn``, ``fashion_cnn``: the control — a CNN on images, where the paper reports no gap.
+
+Scales: ``ci`` runs training and probes in seconds (tests, notebooks under nbval); ``book`` is
+meaningful on a 2-core CPU (minutes per run, exact probes); ``paper`` is as close to the paper as
+is known (a transformer with more than 22 parameter tensors, thousands of iterations), for a GPU.
+The paper's own sizes are not known: these are this project's choices.
+
+Learning rates: every optimizer is tuned on the grid :data:`LR_GRID` at each scale by the final
+training loss (:func:`rmed_core.trainer.tune_lr`: mean mini-batch loss over the last 10% of steps,
+seed 0, no probes; a diverged run loses). :data:`TUNED_LR` records the winners and how they were
+obtained; an optimizer without a tuned value needs an explicit ``lr``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as _data
+from .models import CNN, TransformerClassifier, TransformerLM, lm_loss
+
+__all__ = ["SCALES", "LR_GRID", "TUNED_LR", "ScaleSpec", "Task", "TASKS", "get_task", "task_names",
+           "check_scale", "DEFAULT_TASK"]
+
+SCALES = ("ci", "book", "paper")
+DEFAULT_TASK = "ptb_lm"
+LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+"""Learning rates tried for every optimizer (half-decades)."""
+
+# Winners of `tune_lr(task, opt, scale)` on LR_GRID (seed 0, final training loss); see module docstring.
+# Measured with rmed_core at the commit that introduced each entry; `paper` is not tuned (no GPU here).
+TUNED_LR: dict[str, dict[str, dict[str, float]]] = {
+    "ptb_lm": {"ci": {"adam": 1e-2, "sgdm": 1.0}, "book": {"adam": 3e-3, "sgdm": 1.0}},
+    "polarity_cls": {"ci": {"adam": 1e-2, "sgdm": 1.0}, "book": {"adam": 1e-3, "sgdm": 0.3}},
+    "mnist_cnn": {"ci": {"adam": 1e-2, "sgdm": 0.1}, "book": {"adam": 3e-3, "sgdm": 0.1}},
+    "fashion_cnn": {"ci": {"adam": 1e-2, "sgdm": 0.1}, "book": {"adam": 3e-3, "sgdm": 0.1}},
+}
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} is not known; valid scales: {', '.join(SCALES)}")
+    return scale
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """Sizes of a task at one scale.
+
+    Attributes:
+        data: keyword arguments of the task's data builder (vocabulary cap, sequence length...).
+        model: keyword arguments of the model.
+        steps: training iterations.
+        batch_size: training mini-batch size (sequences or images).
+        probe_every: iterations between probes (R_med on the fixed Hessian batch); 0 = none.
+        hessian_batch: size of that fixed batch (sequences or images).
+        probe_method: the engine's method for the Hessian diagonal.
+    """
+
+    data: dict[str, Any]
+    model: dict[str, Any]
+    steps: int
+    batch_size: int
+    probe_every: int
+    hessian_batch: int
+    probe_method: str = "exact"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One experiment: ``build_data(**spec.data)``, ``build_model(data, **spec.model)``,
+    ``loss_fn(model(inputs), targets)`` (a scalar mean loss), sizes per scale."""
+
+    name: str
+    description: str
+    build_data: Callable[..., Any]
+    build_model: Callable[..., nn.Module]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    scales: dict[str, ScaleSpec]
+    data_key: str = ""
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def spec(self, scale: str) -> ScaleSpec:
+        return self.scales[check_scale(scale)]
+
+    def data(self, scale: str) -> Any:
+        """The task's data at ``scale`` (cached for the process)."""
+        return _cached_data(self.name, check_scale(scale))
+
+    def model(self, scale: str, data: Any = None) -> nn.Module:
+        """A freshly initialised model (seed the global RNG first for a reproducible init)."""
+        return self.build_model(data if data is not None else self.data(scale), **self.spec(scale).model)
+
+    def default_lr(self, opt: str, scale: str) -> float:
+        """The tuned learning rate of ``opt`` at ``scale`` (:data:`TUNED_LR`)."""
+        tuned = TUNED_LR.get(self.name, {}).get(check_scale(scale), {})
+        if opt not in tuned:
+            raise ValueError(f"lr=None but opt={opt!r} has no tuned learning rate for task {self.name!r} at scale "
+                             f"{scale!r} (tuned: {sorted(tuned) or 'none'}); pass lr explicitly, e.g. from "
+                             f"rmed_core.trainer.tune_lr")
+        return tuned[opt]
+
+
+_ptb = lru_cache(maxsize=4)(_data.ptb)
+
+
+def _lm_data(level: str, seq_len: int, max_vocab: int | None = None) -> _data.LMData:
+    c = _ptb(level, max_vocab)
+    return _data.LMData(c.splits, seq_len=seq_len, vocab_size=len(c.vocab), vocab=c.vocab)
+
+
+def _lm_model(d: _data.LMData, **kw: Any) -> nn.Module:
+    return TransformerLM(d.vocab_size, seq_len=d.seq_len, **kw)
+
+
+def _cls_model(d: _data.ClassificationData, **kw: Any) -> nn.Module:
+    return TransformerClassifier(d.vocab_size, d.n_classes, seq_len=d.x.shape[1], **kw)
+
+
+def _cnn_model(d: _data.ClassificationData, **kw: Any) -> nn.Module:
+    return CNN(in_channels=d.x.shape[1], n_classes=d.n_classes, size=d.x.shape[-1], **kw)
+
+
+def _tf(d: int, layers: int, heads: int) -> dict[str, int]:
+    return dict(d_model=d, n_layers=layers, n_heads=heads)
+
+
+TASKS: dict[str, Task] = {
+    "ptb_lm": Task(
+        "ptb_lm", "Penn Treebank language model, causal transformer (the paper's main setting)",
+        _lm_data, _lm_model, lm_loss, {
+            "ci": ScaleSpec(dict(level="char", seq_len=8), _tf(8, 1, 2), steps=20, batch_size=8, probe_every=10,
+                            hessian_batch=4),
+            "book": ScaleSpec(dict(level="char", seq_len=32), _tf(32, 2, 2), steps=600, batch_size=32,
+                              probe_every=100, hessian_batch=16),
+            "paper": ScaleSpec(dict(level="word", seq_len=128), _tf(256, 6, 4), steps=2000, batch_size=32,
+                               probe_every=250, hessian_batch=16, probe_method="sampled"),
+        }),
+    "polarity_cls": Task(
+        "polarity_cls", "Pang & Lee sentence polarity, transformer encoder (mean-pooled)",
+        _data.polarity, _cls_model, F.cross_entropy, {
+            "ci": ScaleSpec(dict(max_vocab=200, seq_len=16), _tf(8, 1, 2), steps=20, batch_size=16, probe_every=10,
+                            hessian_batch=8),
+            "book": ScaleSpec(dict(max_vocab=500, seq_len=32), _tf(32, 2, 2), steps=600, batch_size=32,
+                              probe_every=100, hessian_batch=64),
+            "paper": ScaleSpec(dict(max_vocab=None, seq_len=64), _tf(128, 4, 4), steps=2000, batch_size=64,
+                               probe_every=250, hessian_batch=256, probe_method="sampled"),
+        }),
+    "mnist_cnn": Task(
+        "mnist_cnn", "MNIST (5,000 digits), CNN (the paper's control: no R_med gap expected)",
+        _data.mnist5k, _cnn_model, F.cross_entropy, {
+            "ci": ScaleSpec({}, dict(width=2), steps=20, batch_size=16, probe_every=10, hessian_batch=16),
+            "book": ScaleSpec({}, dict(width=8), steps=600, batch_size=64, probe_every=100, hessian_batch=128),
+            "paper": ScaleSpec({}, dict(width=32), steps=2000, batch_size=128, probe_every=250, hessian_batch=512,
+                               probe_method="sampled"),
+        }),
+    "fashion_cnn": Task(
+        "fashion_cnn", "Fashion-MNIST, CNN (control on a harder image task)",
+        _data.fashion_mnist, _cnn_model, F.cross_entropy, {
+            "ci": ScaleSpec({}, dict(width=2), steps=20, batch_size=16, probe_every=10, hessian_batch=16),
+            "book": ScaleSpec({}, dict(width=8), steps=600, batch_size=64, probe_every=100, hessian_batch=128),
+            "paper": ScaleSpec({}, dict(width=32), steps=2000, batch_size=128, probe_every=250, hessian_batch=512,
+                               probe_method="sampled"),
+        }),
+}
+
+
+def task_names() -> list[str]:
+    return sorted(TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name``; ``ValueError`` listing the valid names otherwise."""
+    if name not in TASKS:
+        raise ValueError(f"task={name!r} is not a known task; valid tasks: {', '.join(task_names())}")
+    return TASKS[name]
+
+
+@lru_cache(maxsize=8)
+def _cached_data(name: str, scale: str) -> Any:
+    task = TASKS[name]
+    return task.build_data(**task.scales[scale].data)
