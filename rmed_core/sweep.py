@@ -30,6 +30,7 @@ import fcntl
 import io
 import os
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from .sweep_spec import NotebookPoint, RunPoint, Sweep
 
 __all__ = ["SweepReport", "plan", "is_stored", "run_point", "run_sweep", "start_client", "OUTCOMES"]
 
+_STARTED = "rmed-sweep-started"  # worker event topic: a point began to compute
 OUTCOMES = ("finished", "diverged", "skipped", "failed", "interrupted")
 _COLUMNS = ["key", "label", "outcome", "error", "note", "device", "worker", "wall_s"]
 
@@ -171,6 +173,9 @@ def run_point(point: RunPoint | NotebookPoint, root: str | Path) -> dict[str, An
     root = Path(root)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"worker": f"{socket.gethostname()}:{os.getpid()}"}
+    with contextlib.suppress(ValueError):  # ValueError: not on a Dask worker
+        from distributed import get_worker
+        get_worker().log_event(_STARTED, {"key": point.key})
     try:
         with _point_lock(root, point.key):
             out.update(_train_point(point, root) if isinstance(point, RunPoint) else _notebook_point(point, root))
@@ -191,10 +196,8 @@ def start_client(workers: int | None = None, scheduler: str | None = None, retri
     if scheduler:
         return Client(scheduler), None
     n = workers or os.cpu_count() or 1
-    # One task per worker thread at a time (so "running" means running), and a task whose worker
-    # died is resubmitted `retries` times before it counts as failed (KilledWorker).
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.scheduler.allowed-failures": retries}):
+    # A task whose worker died is resubmitted `retries` times before it fails (KilledWorker).
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(cluster), cluster
 
@@ -238,9 +241,16 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
         if todo:
             if own_client:
                 client, cluster = start_client(workers, scheduler, retries)
+            started: set[str] = set()  # filled from the workers' events (in the client's thread)
+            lock = threading.Lock()
+
+            def on_start(event: tuple[float, dict[str, str]]) -> None:
+                with lock:
+                    started.add(event[1]["key"])
+
+            client.subscribe_topic(_STARTED, on_start)
             for p in todo:
                 futures[client.submit(run_point, p, str(root), key=p.key, pure=False)] = p
-            last_poll = 0.0
             while futures:
                 finished = [f for f in futures if f.done()]
                 for f in finished:
@@ -250,10 +260,8 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
                     key = {"failed": "failed", "skipped": "skipped"}.get(row["outcome"], "done")
                     counts[key] += 1
                     bar.update(1)
-                if time.monotonic() - last_poll > 1.0 or finished:
-                    keys = {p.key for p in futures.values()}
-                    counts["running"] = sum(k in keys for ks in client.processing().values() for k in ks)
-                    last_poll = time.monotonic()
+                with lock:
+                    counts["running"] = len(started & {p.key for p in futures.values()})
                 bar.set_postfix(counts, refresh=bool(finished))
                 if not finished:
                     time.sleep(poll_s)
@@ -265,6 +273,9 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
         futures.clear()
     finally:
         bar.close()
+        if client is not None and todo:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(_STARTED)
         if own_client and client is not None:
             client.close()
         if cluster is not None:
