@@ -195,10 +195,16 @@ def start_client(workers: int | None = None, scheduler: str | None = None, retri
 
     if scheduler:
         return Client(scheduler), None
-    n = workers or os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    n = workers or cores
+    # Each worker runs one point at a time with the machine's cores shared out among the workers
+    # (Dask's nanny would give torch one thread: OMP_NUM_THREADS=1). CPU results are bit-identical
+    # only at equal thread counts; each run records its count in provenance.json ("threads").
+    threads = str(max(1, cores // n))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     # A task whose worker died is resubmitted `retries` times before it fails (KilledWorker).
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=env)
     return Client(cluster), cluster
 
 
