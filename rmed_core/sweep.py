@@ -273,6 +273,9 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
                     time.sleep(poll_s)
     except KeyboardInterrupt:  # report what is done; the rest resumes on the next invocation
         for f, p in futures.items():
+            if f.done():
+                rows.append(_collect(f, p))
+                continue
             f.cancel()
             rows.append(dict(key=p.key, label=p.label, outcome="interrupted",
                              note="run the sweep again to finish it (runs resume from their checkpoints)"))
