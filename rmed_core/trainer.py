@@ -281,7 +281,7 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
             model.train()
             optimizer.zero_grad(set_to_none=True)
             loss = task.loss_fn(model(x), y)
-            value = float(loss)
+            value = float(loss.detach())
             if not math.isfinite(value):
                 state.tables["loss"].append(dict(step=step, loss=value, diverged=True))
                 reason = f"non-finite training loss {value} at step {step}"

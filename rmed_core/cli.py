@@ -1,0 +1,82 @@
+"""The ``rmed`` command (also ``python -m rmed_core``).
+
+    rmed sweep SPEC [--workers N | --scheduler tcp://HOST:PORT] [--store DIR] [--dry-run]
+
+Exit status: 0 when every grid point is in the store, 1 when a point failed, 2 for a bad
+specification or usage, 130 when interrupted (run the same command again to finish).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rmed", description="R_med reproduction: experiments from the command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sweep", help="run a grid of training runs or notebook executions on a Dask cluster",
+                       description="Run every grid point of SPEC (a .yaml/.toml file, see docs/sweeps.md) that the "
+                                   "result store does not hold yet, in parallel. Resumable: run it again after an "
+                                   "interruption and only what is missing is computed.")
+    s.add_argument("spec", help="the sweep specification (.yaml, .yml or .toml)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="worker processes of the local cluster (default: one per core)")
+    where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                       help="use the running Dask cluster at this address instead of a local one")
+    s.add_argument("--store", default=None, metavar="DIR",
+                   help="the result store (default: $RMED_RESULTS, else <repository>/results)")
+    s.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="resubmissions of a point whose worker died (local cluster; default 3)")
+    s.add_argument("--dry-run", action="store_true", help="list what would run and what is stored; start nothing")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .store import ResultStore
+    from .sweep import plan, run_sweep
+    from .sweep_spec import SpecError, load_spec
+
+    if args.workers is not None and args.workers < 1:
+        print("rmed sweep: --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        sweep = load_spec(args.spec)
+    except SpecError as e:
+        print(f"rmed sweep: {e}", file=sys.stderr)
+        return 2
+    store = ResultStore(args.store)
+    if args.dry_run:
+        table = plan(sweep, store)
+        n = int(table["stored"].sum())
+        table["stored"] = table["stored"].map({True: "stored (skip)", False: "would run"})
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(table.to_string(index=False))
+        print(f"\n{sweep.name}: {len(table)} points, {n} in the store {store.root}, {len(table) - n} to run")
+        return 0
+    report = run_sweep(sweep, store, workers=args.workers, scheduler=args.scheduler, retries=args.retries,
+                       progress=not args.no_progress)
+    print(report.summary())
+    if report.counts["interrupted"]:
+        print(f"interrupted: {report.counts['interrupted']} points left; run the same command again to finish them",
+              file=sys.stderr)
+        return 130
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rmed`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "sweep":
+        return _sweep(args)
+    raise AssertionError(args.command)  # argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())
