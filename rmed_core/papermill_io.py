@@ -16,7 +16,6 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-from papermill.iorw import LocalHandler
 
 __all__ = ["HANDLER", "JupytextHandler", "read_notebook"]
 
@@ -36,13 +35,42 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
     return nb
 
 
-class JupytextHandler(LocalHandler):
-    """papermill I/O handler: ``.py``/``.md`` sources are converted with jupytext on read."""
+class JupytextHandler:
+    """papermill I/O handler: ``.py``/``.md`` sources are converted with jupytext on read; every
+    other call goes to papermill's own ``LocalHandler``.
+
+    papermill is imported lazily: papermill loads this module through its entry point while
+    ``papermill.iorw`` is still being imported, so a module-level import would be circular.
+    """
+
+    def __init__(self) -> None:
+        self._local = None
+
+    @property
+    def local(self):
+        """papermill's ``LocalHandler``, created on first use."""
+        if self._local is None:
+            from papermill.iorw import LocalHandler
+
+            self._local = LocalHandler()
+        return self._local
 
     def read(self, path: str) -> str:  # noqa: D102
         if str(path).endswith(JUPYTEXT_SUFFIXES):
             return nbformat.writes(read_notebook(path))
-        return super().read(path)
+        return self.local.read(path)
+
+    def write(self, buf: str, path: str) -> None:  # noqa: D102
+        return self.local.write(buf, path)
+
+    def listdir(self, path: str) -> list[str]:  # noqa: D102
+        return self.local.listdir(path)
+
+    def pretty_path(self, path: str) -> str:  # noqa: D102
+        return self.local.pretty_path(path)
+
+    def cwd(self, new_path):  # noqa: D102
+        return self.local.cwd(new_path)
 
 
 #: The instance papermill registers (papermill calls handlers' methods on the registered object).
