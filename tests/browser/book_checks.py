@@ -18,6 +18,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "_build" / "html"  # what `make book` builds
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+
 # Pages Sphinx generates that are not the book's content.
 SKIP_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
 SKIP_DIRS = {"_static", "_sources", "_images", "_downloads"}
