@@ -34,6 +34,16 @@ EXPECTED_EXTERNAL = {
                         "viewed (the book bundles no MathJax); with no network the math stays as TeX",
 }
 
+# Page errors that are known defects of the pinned toolchain, not of this book, each with its
+# reason; matched exactly. Delete an entry once its cause is fixed (the lead's, see the report):
+# the checks then hold the pages to no error at all.
+KNOWN_PAGE_ERRORS = {
+    "Identifier 'THEBE_JS_URL' has already been declared":
+        "sphinx-thebe 0.3.1 (pulled in by Jupyter Book 1, unused here: no thebe launch button) writes its "
+        "inline `const THEBE_JS_URL = ...` <script> twice into every page under Sphinx 7.4; the second copy "
+        "throws this SyntaxError, harmlessly (the first has already set the constants)",
+}
+
 # What must never appear in a rendered output cell.
 BAD_OUTPUT = [
     (re.compile(r"Traceback \(most recent call last\)"), "a traceback"),
@@ -131,7 +141,13 @@ def visit(context, base: str, page_name: str) -> Visit:
 
     page.route("**/*", route)
     page.on("console", on_console)
-    page.on("pageerror", lambda exc: v.console_errors.append(f"uncaught exception: {exc}"))
+    def on_pageerror(exc):
+        if str(exc.message if hasattr(exc, "message") else exc) in KNOWN_PAGE_ERRORS:
+            v.ignored.append(f"uncaught exception: {exc}: {KNOWN_PAGE_ERRORS[str(getattr(exc, 'message', exc))]}")
+        else:
+            v.console_errors.append(f"uncaught exception: {exc}")
+
+    page.on("pageerror", on_pageerror)
     response = page.goto(v.url, wait_until="load")
     if response is None or not response.ok:
         v.console_errors.append(f"HTTP {response.status if response else 'no response'} for {v.url}")
@@ -195,7 +211,7 @@ def link_problems(v: Visit, root: Path) -> list[str]:
     links = v.page.evaluate("""() => Array.from(document.querySelectorAll('a[href]')).map(a => ({
         href: a.getAttribute('href'), url: a.href, text: (a.textContent || '').trim().slice(0, 60)}))""")
     live_ids = set(v.page.evaluate("() => Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
-    base = urlsplit(v.url)
+    base = urlsplit(v.page.url)  # after any redirect (index.html -> intro.html)
     problems, seen = [], set()
     for link in links:
         href, url = link["href"], urlsplit(link["url"])
