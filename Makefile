@@ -40,6 +40,7 @@ CHROMIUM ?= /usr/bin/chromium
 check-book: book
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 		echo "installing Debian's chromium"; \
+		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; fi
 	RMED_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/browser
 
