@@ -1,0 +1,91 @@
+"""Every page of the built book (``_build/html``, from ``make book``), as a reader's browser shows it.
+
+Each page is loaded once (served over 127.0.0.1, requests off the site aborted); each check is a
+separate test per page, so a failure names the check, the page and the element.
+"""
+from __future__ import annotations
+
+import pytest
+
+import book_checks as bc
+from book_checks import SCREENSHOTS, SITE
+
+PAGES = bc.site_pages(SITE) if SITE.is_dir() else []
+# Full-page screenshots: the opening page and one figure page.
+SCREENSHOT_PAGES = {"intro.html": "intro.png", "notebooks/theorem.html": "theorem.png"}
+
+
+def test_book_was_built():
+    assert PAGES, f"no HTML pages under {SITE}: run `make book` first (`make check-book` does)"
+    for name in SCREENSHOT_PAGES:
+        assert name in PAGES, f"{name} is not in the built book; pages: {PAGES}"
+
+
+@pytest.fixture(scope="module")
+def base():
+    with bc.serve(SITE) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def visits(base, chromium):
+    """Pages loaded so far, by name: each is loaded once and checked by every test."""
+    opened: dict[str, bc.Visit] = {}
+    yield lambda name: opened.setdefault(name, bc.visit(chromium, base, name))
+    for v in opened.values():
+        v.page.close()
+
+
+def _report(problems: list[str]) -> str:
+    return f"{len(problems)} problem(s):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_console_errors(visits, name):
+    v = visits(name)
+    problems = bc.console_problems(v)
+    assert not problems, _report(problems)
+    for line in v.ignored:
+        print(f"ignored on {name}: {line}")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_images_load(visits, name):
+    problems = bc.image_problems(visits(name))
+    assert not problems, _report(problems)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_internal_links_resolve(visits, name):
+    problems = bc.link_problems(visits(name), SITE)
+    assert not problems, _report(problems)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_figure_has_provenance(visits, name):
+    problems = bc.provenance_problems(visits(name))
+    assert not problems, _report(problems)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_outputs_are_clean(visits, name):
+    problems = bc.output_problems(visits(name))
+    assert not problems, _report(problems)
+
+
+def test_theorem_chapter_shows_its_figures(visits):
+    """The figure page the screenshots cover really has figures (so the provenance check bites)."""
+    v = visits("notebooks/theorem.html")
+    n = v.page.evaluate("() => document.querySelectorAll('article.bd-article figure img').length")
+    assert n >= 2, f"notebooks/theorem.html: expected its 2 glued figures, found {n} figure images"
+
+
+@pytest.mark.parametrize("name", list(SCREENSHOT_PAGES))
+def test_screenshot(visits, name):
+    """Full-page screenshots to _build/screenshots/, for a person to look at."""
+    v = visits(name)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOTS / SCREENSHOT_PAGES[name]
+    v.page.screenshot(path=str(out), full_page=True)
+    assert out.stat().st_size > 10_000, f"{out}: screenshot of {name} is nearly empty"
+    print(f"screenshot of {name}: {out}")
