@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # Executed notebooks are cached by jupyter-cache, which keys on code cells only; the cache is
-# dropped whenever the package source or the pinned environment changes, so no figure is stale.
-CODE_HASH = $(shell cat $(sort $(wildcard rmed_core/*.py rmed_core/*/*.py)) constraints.txt | sha256sum | cut -c1-16)
+# dropped whenever the package source changes, so no figure is stale.
+CODE_HASH = $(shell cat $(sort $(wildcard rmed_core/*.py rmed_core/*/*.py)) | sha256sum | cut -c1-16)
 
 book: $(STAMP)
 	@if [ "$$(cat _build/.code-hash 2>/dev/null)" != "$(CODE_HASH)" ]; then \
 		echo "rmed_core changed since the last build: dropping the notebook cache"; rm -rf _build/.jupyter_cache; fi
+	rm -rf _build/html/_static  # Sphinx does not re-copy an edited static file on an incremental build
 	$(BIN)/jupyter-book build book -W -n --keep-going
 	@echo "$(CODE_HASH)" > _build/.code-hash
 

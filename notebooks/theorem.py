@@ -196,11 +196,12 @@ rmed_w2_final = glue_number("rmed_w2_final", featured.final["rmed_W2"])
 loss_final = glue_number("loss_final", featured.final["loss"])
 glue_number("lr_featured", featured.config.learning_rate)
 summary = final.groupby("opt")[["loss", "rmed_W1", "rmed_W2"]].agg(["mean", "std"])
+summary_shown = summary.map(lambda v: f"{v:.3g}")
 for o in ("gd", "adam", "signgd"):
     glue_number(f"{o}_rmed_w1_mean", summary.loc[o, ("rmed_W1", "mean")])
     glue_number(f"{o}_rmed_w1_std", summary.loc[o, ("rmed_W1", "std")])
     glue_number(f"{o}_rmed_w2_mean", summary.loc[o, ("rmed_W2", "mean")])
-summary
+summary_shown
 
 # %%
 fig, axes = figure_grid(3)
@@ -209,9 +210,9 @@ for ax, y, logy in zip(axes, ["loss", "rmed_W1", "rmed_W2"], [True, True, True])
 axes[0].set_ylabel("loss (log)")
 axes[1].set_ylabel(r"$R_\mathrm{med}(W_1)$")
 axes[2].set_ylabel(r"$R_\mathrm{med}(W_2)$")
-axes[0].legend(title="optimizer")
+axes[0].legend(title="optimizer", loc="upper right")
 axes[0].set_ylim(bottom=1e-20)
-fig.suptitle(f"Two-layer linear network, width {width}, dim {dim}: mean and min–max over {len(sizes['seeds'])} seeds")
+fig.suptitle(f"Two-layer linear network, width {width}, dim {dim}:\nmean and min–max over {len(sizes['seeds'])} seeds")
 glue_figure("fig_theorem_trajectories", fig)
 
 # %% [markdown]
@@ -254,7 +255,7 @@ assert (final.loc["gd", "rmed_W2"] > 2 * final.loc["adam", "rmed_W2"]).all()
 by_width = ln.final_rmed_sweep("width", sizes["widths"], ["gd", "adam", "signgd"], sizes["seeds"], base)
 by_dim = ln.final_rmed_sweep("dim", sizes["dims"], ["gd", "adam", "signgd"], sizes["seeds"], base)
 typical = ln.chi2_ratio_quantiles(sizes["widths"], seed=seed)
-fig, axes = figure_grid(2, width=5.0, height=3.6)
+fig, axes = figure_grid(2, height=3.2)
 for ax, frame, x in zip(axes, [by_width, by_dim], ["width", "dim"]):
     band_plot(ax, frame, x, "rmed_W1", logx=True, logy=True, marker="o", center="median",
               hue_order=["gd", "adam", "signgd"])
@@ -279,7 +280,7 @@ glue_number("width_min", min(sizes["widths"]))
 gd_sweep = by_width[by_width.opt == "gd"]
 prediction_error = float(((gd_sweep.rmed_W1 - gd_sweep.predicted_W1).abs() / gd_sweep.rmed_W1).max())
 glue_number("prediction_error_pct", 100 * prediction_error)
-by_width.groupby(["opt", "width"])[["loss", "rmed_W1", "rmed_W2"]].mean().unstack("opt")
+by_width.groupby(["width", "opt"]).rmed_W1.mean().unstack("opt").round(2)
 
 # %% [markdown]
 # ```{glue:figure} fig_theorem_sweeps

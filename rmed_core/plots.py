@@ -8,16 +8,27 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["OPT_COLORS", "band_plot", "figure_grid"]
+__all__ = ["OPT_COLORS", "LAYER_GROUPS", "band_plot", "figure_grid", "layer_group", "layer_lines"]
+
+#: Font sizes for figures about 7.5 inches wide, the width of the book's text column.
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
+                     "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 10})
+try:  # sharper PNGs in notebooks (and so in the book); a no-op outside IPython
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("retina")
+except ImportError:  # pragma: no cover
+    pass
 
 #: One colour per optimizer, the same in every figure of the book.
 OPT_COLORS = {"gd": "#d62728", "sgd": "#ff7f0e", "sgdm": "#d62728", "adam": "#1f77b4", "adamw": "#17becf",
               "signgd": "#2ca02c", "signum": "#2ca02c", "rmsprop": "#9467bd", "adagrad": "#8c564b"}
 
 
-def figure_grid(n: int, *, width: float = 4.2, height: float = 3.2, ncols: int | None = None):
-    """``n`` axes side by side (wrapping after ``ncols``), sized for a book page."""
-    ncols = ncols or n
+def figure_grid(n: int, *, width: float = 3.75, height: float = 2.9, ncols: int | None = None):
+    """``n`` axes, at most two side by side (or ``ncols``), each ``width`` × ``height`` inches:
+    two panels fill the book's text column."""
+    ncols = ncols or min(n, 2)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
                              layout="constrained")

@@ -29,23 +29,12 @@ SKIP_DIRS = {"_static", "_sources", "_images", "_downloads"}
 # Requests leaving 127.0.0.1 are aborted (the book must not need the network to be read offline;
 # the build machine has none). A failed load from one of these hosts is expected and ignored, and
 # each is listed with the reason; any other external request is a problem.
-EXPECTED_EXTERNAL = {
-    "cdn.jsdelivr.net": "MathJax 3: Sphinx's default mathjax_path loads it from this CDN when a page is "
-                        "viewed (the book bundles no MathJax); with no network the math stays as TeX",
-}
+EXPECTED_EXTERNAL: dict[str, str] = {}  # MathJax is bundled (sphinx-mathjax-offline): nothing off-site
 
 # Console errors and uncaught exceptions that are known defects of the pinned toolchain, not of this book, each with its
 # reason; matched exactly. Delete an entry once its cause is fixed (the lead's, see the report):
 # the checks then hold the pages to no error at all.
-KNOWN_PAGE_ERRORS = {
-    "Got invalid theme mode: . Resetting to auto.":
-        "pydata-sphinx-theme 0.17 on a reader's first visit (empty localStorage): the book sets no "
-        "html_context.default_mode, so the page starts with mode '' and the theme complains once",
-    "Identifier 'THEBE_JS_URL' has already been declared":
-        "sphinx-thebe 0.3.1 (pulled in by Jupyter Book 1, unused here: no thebe launch button) writes its "
-        "inline `const THEBE_JS_URL = ...` <script> twice into every page under Sphinx 7.4; the second copy "
-        "throws this SyntaxError, harmlessly (the first has already set the constants)",
-}
+KNOWN_PAGE_ERRORS: dict[str, str] = {}
 
 # What must never appear in a rendered output cell.
 BAD_OUTPUT = [
