@@ -49,14 +49,21 @@ class StaleResultsWarning(UserWarning):
     """Some stored runs were made by another version of the code and were left out."""
 
 
+#: Modules that do not change a run's numbers (presentation, orchestration, the theorem's own
+#: model): editing them leaves stored runs valid.
+NOT_COMPUTING = frozenset({"analysis.py", "cli.py", "__main__.py", "experiments.py", "linear_net.py",
+                           "papermill_io.py", "plots.py", "report.py", "sweep.py", "sweep_spec.py"})
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """SHA-256 (first 16 hex digits) over the relative paths and bytes of every ``.py`` file of
-    ``rmed_core``, in sorted order: any change to the code makes earlier results stale."""
+    ``rmed_core`` that computes a run (all but :data:`NOT_COMPUTING`), in sorted order: any change
+    to that code makes earlier results stale."""
     pkg = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for f in sorted(pkg.rglob("*.py")):
-        if "__pycache__" in f.parts:
+        if "__pycache__" in f.parts or (f.parent == pkg and f.name in NOT_COMPUTING):
             continue
         h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
@@ -131,9 +138,11 @@ class ResultStore:
         return self._read_run(d)
 
     # -- writing ---------------------------------------------------------------------------------
-    def write_run(self, config: Any, tables: dict[str, pd.DataFrame], provenance: dict[str, Any]) -> Path:
-        """Write a finished run: ``config.json``, ``provenance.json``, one CSV per table, then the
-        ``COMPLETE`` marker (with each file's size) — each file atomically, the marker last."""
+    def write_run(self, config: Any, tables: dict[str, pd.DataFrame], provenance: dict[str, Any],
+                  extra_files: dict[str, bytes] | None = None) -> Path:
+        """Write a finished run: ``config.json``, ``provenance.json``, one CSV per table and any
+        ``extra_files`` (e.g. ``final_model.pt``), then the ``COMPLETE`` marker (with each file's
+        size) — each file atomically, the marker last."""
         c = _as_dict(config)
         d = self.run_dir(c)
         d.mkdir(parents=True, exist_ok=True)
@@ -148,6 +157,7 @@ class ResultStore:
             buf = io.StringIO()
             df.to_csv(buf, index=False, float_format="%.17g")
             files[f"{kind}.csv"] = buf.getvalue().encode()
+        files.update(extra_files or {})
         for name, data in files.items():
             atomic_write_bytes(d / name, data)
         marker = {"code_version": code_version(), "files": {n: len(b) for n, b in files.items()}}

@@ -20,6 +20,7 @@ Guarantees:
 from __future__ import annotations
 
 import argparse
+import io
 import dataclasses
 import math
 import os
@@ -41,7 +42,11 @@ from .provenance import provenance
 from .store import ResultStore
 from .tasks import LR_GRID, check_scale, get_task
 
-__all__ = ["TrainConfig", "RunResult", "train", "tune_lr"]
+__all__ = ["TrainConfig", "RunResult", "train", "tune_lr", "final_model", "FINAL_MODEL"]
+
+#: The file of a stored run that holds the trained weights (a ``state_dict`` of tensors, read with
+#: ``torch.load(weights_only=True)``).
+FINAL_MODEL = "final_model.pt"
 
 _NOT_IN_KEY = ("device", "checkpoint_every")  # how a run is computed, not what it computes
 
@@ -72,8 +77,9 @@ class TrainConfig:
     """An explicit probe schedule (overrides ``probe_every``)."""
     probe_method: str | None = None
     """Hessian-diagonal method of the engine (``"exact"``, ``"brute"``, ``"sampled"``)."""
-    probe_top_eig: bool = False
-    """Also compute the ``top_eig_k`` largest-magnitude Hessian eigenvalues at each probe."""
+    probe_top_eig: bool = True
+    """Also compute the ``top_eig_k`` largest-magnitude Hessian eigenvalues at each probe (Lanczos:
+    tens of Hessian-vector products, small beside the diagonal's thousands)."""
     top_eig_k: int = 1
     """How many top eigenvalues (with ``probe_top_eig``)."""
     hessian_batch: int | None = None
@@ -308,7 +314,9 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
     cols = {"loss": ["step", "loss", "diverged"], "rmed": None, "probe": ["step", "loss", "time_s"],
             "eig": ["step", "rank", "eigenvalue"]}
     tables = {k: pd.DataFrame(v, columns=cols[k]) for k, v in state.tables.items()}
-    d = store.write_run(key, tables, prov)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    d = store.write_run(key, tables, prov, extra_files={FINAL_MODEL: buf.getvalue()})
     ckpt.unlink(missing_ok=True)
     return _result(cfg, store.get(key), from_store=False) if d else None  # type: ignore[return-value]
 
@@ -359,3 +367,20 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    """The trained model of a stored run (on the CPU, in eval mode) and the run's fixed Hessian
+    batch, for measurements after training (spectra, say).
+
+    Raises:
+        FileNotFoundError: when the run's folder holds no weights (a run stored by an older version).
+    """
+    if result.dir is None or not (Path(result.dir) / FINAL_MODEL).is_file():
+        raise FileNotFoundError(f"no {FINAL_MODEL} in the run folder {result.dir}: rerun it to store its weights")
+    cfg = result.config.resolved()
+    task = get_task(cfg.task)
+    data = task.data(cfg.scale)
+    model = task.model(cfg.scale, data)
+    model.load_state_dict(torch.load(Path(result.dir) / FINAL_MODEL, weights_only=True))
+    return model.eval(), data.hessian_batch(cfg.seed, cfg.hessian_batch)
