@@ -308,9 +308,9 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
     cols = {"loss": ["step", "loss", "diverged"], "rmed": None, "probe": ["step", "loss", "time_s"],
             "eig": ["step", "rank", "eigenvalue"]}
     tables = {k: pd.DataFrame(v, columns=cols[k]) for k, v in state.tables.items()}
-    d = store.write_run(key, tables, prov)
+    store.write_run(key, tables, prov)
     ckpt.unlink(missing_ok=True)
-    return _result(cfg, store.get(key), from_store=False) if d else None  # type: ignore[return-value]
+    return _result(cfg, store.get(key), from_store=False)
 
 
 def tune_lr(task: str, opt: str, scale: str, *, grid: tuple[float, ...] = LR_GRID, seed: int = 0,
