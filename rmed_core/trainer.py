@@ -316,9 +316,9 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
     tables = {k: pd.DataFrame(v, columns=cols[k]) for k, v in state.tables.items()}
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    d = store.write_run(key, tables, prov, extra_files={FINAL_MODEL: buf.getvalue()})
+    store.write_run(key, tables, prov, extra_files={FINAL_MODEL: buf.getvalue()})
     ckpt.unlink(missing_ok=True)
-    return _result(cfg, store.get(key), from_store=False) if d else None  # type: ignore[return-value]
+    return _result(cfg, store.get(key), from_store=False)
 
 
 def tune_lr(task: str, opt: str, scale: str, *, grid: tuple[float, ...] = LR_GRID, seed: int = 0,

@@ -37,7 +37,7 @@ class Interrupt(Exception):
 
 
 def test_interrupted_run_resumes_exactly(tmp_path):
-    cfg = TrainConfig(**FAST, opt="adam", checkpoint_every=4, probe_top_eig=True)
+    cfg = TrainConfig(**{**FAST, "task": "mnist_cnn"}, opt="adam", checkpoint_every=4, probe_top_eig=True)
     full = train(cfg, ResultStore(tmp_path / "a"), progress=False)
     assert full.status == "finished" and not full.from_store
     assert full.loss["step"].tolist() == list(range(10))
