@@ -49,9 +49,8 @@ LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.
 """Learning rates tried for every optimizer (half-decades)."""
 
 # Winners of `tune_lr(task, opt, scale)` over the whole LR_GRID (seed 0, no probes, mean training loss of the
-# last 10% of steps), measured on the 2-core CPU with `python /tmp/tune_all.py` = a loop over
-# `rmed_core.trainer.tune_lr(task, opt, scale)` (equivalently `python -m rmed_core.trainer --task T --opt adam sgdm
-# --scale S --tune`). Caveats: at `ci` (20 steps) mnist_cnn does not learn, so its ci picks are noise; at `book`
+# last 10% of steps), measured on the 2-core CPU with a loop over `rmed_core.trainer.tune_lr(task, opt, scale)`
+# (equivalently `python -m rmed_core.trainer --task T --opt adam sgdm --scale S --tune`). Caveats: at `ci` (20 steps) mnist_cnn does not learn, so its ci picks are noise; at `book`
 # SGD-M on polarity_cls stayed at ln 2 for every lr (the pick 3e-4 is the least bad, not a tuned optimum).
 # fashion_cnn is not tuned (Fashion-MNIST is not installed here) and `paper` is not tuned (no GPU): pass lr.
 TUNED_LR: dict[str, dict[str, dict[str, float]]] = {
