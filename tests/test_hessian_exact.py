@@ -34,7 +34,8 @@ def test_exact_float32_close_to_float64(case):
     diag = hessian_diagonal(m, loss, batch)
     ref = reference_diagonal(m64, loss, batch64)
     assert all(d.dtype == torch.float32 for d in diag.values())
-    assert max_rel_error(diag, ref) <= 1e-3, allclose_report(diag, ref, 1e-3)
+    # float32 rounding (~1e-7 of the largest entry) floors the scale of exactly-zero blocks
+    assert max_rel_error(diag, ref, floor=1e-4) <= 1e-3, allclose_report(diag, ref, 1e-3, floor=1e-4)
 
 
 @pytest.mark.parametrize("case", ["mlp_relu", "tokenwise", "shared"])
