@@ -28,23 +28,23 @@ def reference_diagonal(model: nn.Module, loss_fn, batch, names=None) -> dict[str
     return out
 
 
-def _scales(ref: dict[str, torch.Tensor]) -> dict[str, float]:
+def _scales(ref: dict[str, torch.Tensor], floor: float = 1e-9) -> dict[str, float]:
     """Per-tensor error scale: the tensor's largest |entry|, floored at 1e-9 of the largest over
     all tensors (some blocks are exactly zero in theory, e.g. the key bias of softmax attention,
     whose reference entries are rounding noise ~1e-18)."""
     top = max(float(r.abs().max()) for r in ref.values()) or 1.0
-    return {n: max(float(r.abs().max()), 1e-9 * top) for n, r in ref.items()}
+    return {n: max(float(r.abs().max()), floor * top) for n, r in ref.items()}
 
 
-def max_rel_error(diag: dict[str, torch.Tensor], ref: dict[str, torch.Tensor]) -> float:
+def max_rel_error(diag: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], floor: float = 1e-9) -> float:
     """max over tensors of max|d - r| / scale (see ``_scales``)."""
-    sc = _scales(ref)
+    sc = _scales(ref, floor)
     return max(float((diag[n].to(r) - r).abs().max()) / sc[n] for n, r in ref.items())
 
 
-def allclose_report(diag, ref, rtol=1e-6) -> str:
+def allclose_report(diag, ref, rtol=1e-6, floor: float = 1e-9) -> str:
     lines = []
-    sc = _scales(ref)
+    sc = _scales(ref, floor)
     for n, r in ref.items():
         d = diag[n].to(r)
         e = (d - r).abs() / sc[n]

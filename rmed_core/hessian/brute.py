@@ -54,3 +54,26 @@ def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
         info["n_hvp"] = info.get("n_hvp", 0) + n_hvp
         info.setdefault("paths", {}).update({n: "brute" for n in names})
     return out
+
+
+def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p: torch.Tensor,
+                  flat: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
+    """Exact diagonal entries ``flat`` (flattened indices) of tensor ``p``: one HVP each."""
+    inputs, targets = batch
+    loss = check_loss(loss_fn(model(inputs), targets))
+    (g,) = torch.autograd.grad(loss, [p], create_graph=True, allow_unused=True)
+    if g is None or not g.requires_grad:
+        return torch.zeros(len(flat), dtype=p.dtype)
+    out = torch.empty(len(flat), dtype=p.dtype, device=p.device)
+    flat = flat.to(p.device)
+
+    def make(s: int, e: int) -> list[torch.Tensor]:
+        v = torch.zeros(e - s, p.numel(), dtype=p.dtype, device=p.device)
+        v[torch.arange(e - s), flat[s:e]] = 1
+        return [v.view(e - s, *p.shape)]
+
+    def post(s: int, e: int, res: list[torch.Tensor]) -> None:
+        out[s:e] = res[0].reshape(e - s, -1)[torch.arange(e - s), flat[s:e]].detach()
+
+    BatchedGrad([g], [p], chunk).map(len(flat), make, post)
+    return out

@@ -288,3 +288,62 @@ def exact_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
     if rest:
         out.update(brute_diagonal(model, loss_fn, batch, rest, chunk=chunk, info=info))
     return out
+
+
+def probe_plan(model: nn.Module, loss_fn: LossFn, batch: Batch, params=None) -> int:
+    """The number of z-space products the structured method will spend (structure checks
+    included; brute-force fallbacks counted as one product per entry), without doing them."""
+    from ._validate import select_params
+
+    chosen = select_params(model, params)
+    sh = StructuredHessian(model, loss_fn, batch, chosen)
+    total = 0
+    for s in sh.sites:
+        if s.g is None:
+            continue
+        n0 = sh.n_hvp
+        pos_indep = sh._structure(s)
+        total += sh.n_hvp - n0
+        J = s.A.shape[-1]
+        if pos_indep or not s.weight:
+            total += s.K
+        else:
+            cost_c = (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0)
+            total += min(s.T * s.K, cost_c)
+    done = {n for s in sh.sites for n in (s.weight, s.bias) if n}
+    total += sum(p.numel() for n, p in chosen.items() if n not in done)
+    return total
+
+
+def site_entries(sh: StructuredHessian, s: Site, attr: str, flat: torch.Tensor) -> torch.Tensor:
+    """Exact diagonal entries ``flat`` (indices into the flattened parameter ``attr`` of site
+    ``s``), one z-space probe each: ``u = A_{.,.,j} (x) e_i`` (weight) or ``1 (x) e_i`` (bias),
+    ``h = <u, (d^2L/dz^2) u>`` -- valid whatever the sample/position structure."""
+    m = s.module
+    dt, dev = s.delta.dtype, s.delta.device
+    flat = flat.to(dev)
+    if s.g is None:
+        return torch.zeros(len(flat), dtype=dt, device=dev)
+    A = s.A.to(dt)
+    if attr == "bias":
+        ip, jp = flat, None
+    elif s.kind == "diag":
+        ip, jp = flat, flat
+    elif type(m) is nn.Embedding:
+        ip, jp = flat % s.K, flat // s.K
+    else:
+        J = A.shape[-1]
+        ip, jp = flat // J, flat % J
+    out = torch.empty(len(flat), dtype=dt, device=dev)
+    ar = lambda e: torch.arange(e, device=dev)  # noqa: E731
+
+    def probe(a: int, e: int) -> torch.Tensor:
+        v = torch.zeros(e - a, s.N, s.T, s.K, dtype=dt, device=dev)
+        v[ar(e - a), :, :, ip[a:e]] = 1 if jp is None else A[:, :, jp[a:e]].permute(2, 0, 1)
+        return v
+
+    def post(a: int, e: int, r: torch.Tensor) -> None:
+        out[a:e] = (r * probe(a, e)).sum((1, 2, 3))
+
+    sh._map(s, len(flat), probe, post)
+    return out.detach()
