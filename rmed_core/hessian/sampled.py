@@ -111,7 +111,9 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
         x = vals[inv].double()
         xs = torch.sort(x).values
         l, u = order_statistic_ranks(n_samples, alpha / 4)
-        med_lo, med_hi, med = float(xs[l - 1]), float(xs[u - 1]), float(median(x))
+        med = float(median(x))
+        # the interval must contain the sample median; widening it keeps the coverage guarantee
+        med_lo, med_hi = min(float(xs[l - 1]), med), max(float(xs[u - 1]), med)
         max_lo = float(torch.cat([vals.double(), cvals.double()]).max())
         if lanczos_steps:
             op = HessianOperator(model, loss_fn, batch, [name], chunk=chunk)
@@ -119,6 +121,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
             n_hvp += used
         else:
             max_hi = math.inf
+        max_hi = max(max_hi, max_lo)  # a verified entry beats a bound spoilt by round-off (zero blocks)
         point = max_lo / med if med > 0 else math.inf
         rows.append(dict(layer=name, numel=n, r_med=point, method="sampled",
                          lower=max_lo / med_hi if med_hi > 0 else math.inf,
