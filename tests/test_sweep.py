@@ -104,10 +104,15 @@ def test_bad_spec_files(tmp_path):
 
 def test_grid_is_deduplicated_by_store_key(tmp_path):
     """``tuned`` and the tuned value itself are one run: the grid keeps it once, keyed as the store."""
-    sweep = load_spec(write_spec(tmp_path, GOOD + "lrs: [tuned, 0.01, 0.003]\n"))
+    from rmed_core.tasks import TUNED_LR
+
+    tuned = TUNED_LR["ptb_lm"]["ci"]["adam"]
+    other = 0.003 if tuned != 0.003 else 0.001
+    assert TUNED_LR["ptb_lm"]["ci"]["sgdm"] not in (tuned, other)
+    sweep = load_spec(write_spec(tmp_path, GOOD + f"lrs: [tuned, {tuned}, {other}]\n"))
     labels = [p.label for p in sweep.points]
-    assert len(sweep.points) == len({p.key for p in sweep.points}) == 2 * 2 * 3 - 2  # adam's tuned lr is 0.01
-    assert "ptb_lm/ci adam lr=tuned s0" in labels and "ptb_lm/ci adam lr=0.01 s0" not in labels
+    assert len(sweep.points) == len({p.key for p in sweep.points}) == 2 * 2 * 3 - 2  # adam's tuned lr, twice
+    assert "ptb_lm/ci adam lr=tuned s0" in labels and f"ptb_lm/ci adam lr={tuned:g} s0" not in labels
     store = ResultStore(tmp_path / "store")
     for p in sweep.points:
         assert store.run_dir(p.config.key_dict()) == store.root / p.key

@@ -158,7 +158,9 @@ def _slq(op: HessianOperator, n_runs: int, m: int, seed: int) -> SpectralDensity
 
     nodes, weights = np.zeros((n_runs, m)), np.zeros((n_runs, m))
     for r in range(n_runs):
-        v0 = rng.choice([-1.0, 1.0], size=op.dim)
+        # Gaussian, not Rademacher: a ±1 vector can be exactly a null vector of a block (the
+        # all-ones vector is one for the bias of a softmax output layer), which ends Lanczos at once
+        v0 = rng.standard_normal(op.dim)
         th, w = lanczos(mv, op.dim, m, v0)
         nodes[r, : len(th)], weights[r, : len(w)] = th, w
         if len(th) < m:  # early breakdown: pad with zero-weight copies
