@@ -27,7 +27,8 @@ PUBLISHED_RATIOS = pd.DataFrame(
 def ratio_table(rmed: pd.DataFrame, *, num: str = "sgdm", den: str = "adam", steps: Sequence[int] | None = None,
                 by: Sequence[str] = ("task", "layer_index", "layer")) -> pd.DataFrame:
     """The ratio ``R_med(num) / R_med(den)`` per layer and step, paired by seed, with its mean,
-    standard deviation (ddof=1) and the number of seeds in which it exceeds 1.
+    standard deviation (ddof=1) and the number of seeds in which it exceeds 1. Non-finite ratios
+    (an R_med that is undefined or infinite under either optimizer) are left out.
 
     Args:
         rmed: a table with columns ``opt, seed, step, r_med`` and those of ``by`` (as
@@ -43,7 +44,10 @@ def ratio_table(rmed: pd.DataFrame, *, num: str = "sgdm", den: str = "adam", ste
     keys = [*by, "step", "seed"]
     a = rmed[rmed.opt == num].set_index(keys)["r_med"]
     b = rmed[rmed.opt == den].set_index(keys)["r_med"]
-    ratio = (a / b).dropna().rename("ratio").reset_index()
+    ratio = (a / b).rename("ratio").reset_index()
+    # an R_med that is undefined (all-zero diagonal) or infinite (median zero, e.g. dead ReLU
+    # units) gives no ratio: such (layer, step, seed) are left out, and n_seeds says how many remain
+    ratio = ratio[np.isfinite(ratio.ratio)]
     if steps is not None:
         ratio = ratio[ratio.step.isin(list(steps))]
     if ratio.empty:
