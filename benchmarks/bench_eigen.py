@@ -51,11 +51,12 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--sizes", default="20,32,32,10")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--pyhessian-tols", default="1e-3,1e-4,1e-5")
+    ap.add_argument("--pyhessian-tols", default="1e-3,1e-4,1e-5,1e-6")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    import pyhessian.hessian as ph
+    import pyhessian  # noqa: F401  (its __init__ shadows the module name with the class)
+    ph = sys.modules["pyhessian.hessian"]
 
     counter = [0]
     orig = ph.hessian_vector_product
@@ -104,7 +105,7 @@ def main() -> None:
         vals, n = out[name]
         err = float(np.max(np.abs(vals - ref) / np.abs(ref)))
         rows.append(dict(method=name, hvps=n, median_s=round(median(times[name]), 4),
-                         max_rel_error=err, meets_1e-3=err <= 1e-3,
+                         max_rel_error=err, meets_1e3=err <= 1e-3,
                          hvp_ratio_vs_ours=round(n / out[base][1], 2),
                          time_ratio_vs_ours=round(median(times[name]) / median(times[base]), 2)))
     header = (f"tanh MLP {sizes} ({n_par} parameters), batch {a.batch}, cross-entropy, float64, CPU. Top-{a.k} "
