@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _hessian_helpers import make_case
+from rmed_core.hessian.testing import make_case
 from rmed_core.hessian import hessian_diagonal, rmed_per_layer
 from rmed_core.stats import r_med
 

@@ -1,11 +1,17 @@
-"""Exactness suite: the structured and brute-force diagonals against the dense Hessian."""
+"""Exactness suite: the structured and brute-force diagonals against the dense Hessian.
+
+The reference (``torch.autograd.functional.hessian``, float64, CPU) is computed once per case and
+shared by the tests below; every case is also run on CUDA when it exists.
+"""
 from __future__ import annotations
+
+import functools
 
 import pytest
 import torch
 
-from _hessian_helpers import CASES, DEVICES, allclose_report, make_case, max_rel_error, reference_diagonal
 from rmed_core.hessian import hessian_diagonal
+from rmed_core.hessian.testing import CASES, DEVICES, allclose_report, make_case, max_rel_error, reference_diagonal
 
 
 def _device(name: str) -> str:
@@ -14,34 +20,42 @@ def _device(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=None)
+def _reference(case: str) -> dict[str, torch.Tensor]:
+    m, loss, batch = make_case(case, torch.float64)
+    return reference_diagonal(m, loss, batch)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", CASES)
 def test_exact_matches_dense_hessian_float64(case, device):
     m, loss, batch = make_case(case, torch.float64, _device(device))
-    ref = reference_diagonal(m, loss, batch)
+    ref = _reference(case)
     info: dict = {}
     diag = hessian_diagonal(m, loss, batch, method="exact", info=info)
     assert set(diag) == set(ref)
     for n, p in m.named_parameters():
-        assert diag[n].shape == p.shape and diag[n].dtype == p.dtype
+        assert diag[n].shape == p.shape and diag[n].dtype == p.dtype and diag[n].device == p.device
+    diag = {n: d.cpu() for n, d in diag.items()}
     assert max_rel_error(diag, ref) <= 1e-6, allclose_report(diag, ref)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", ["mlp_tanh", "transformer"])
-def test_exact_float32_close_to_float64(case):
-    m, loss, batch = make_case(case, torch.float32)
-    m64, _, batch64 = make_case(case, torch.float64)
+def test_exact_float32_close_to_float64(case, device):
+    m, loss, batch = make_case(case, torch.float32, _device(device))
     diag = hessian_diagonal(m, loss, batch)
-    ref = reference_diagonal(m64, loss, batch64)
+    ref = _reference(case)
     assert all(d.dtype == torch.float32 for d in diag.values())
+    diag = {n: d.cpu() for n, d in diag.items()}
     # float32 rounding (~1e-7 of the largest entry) floors the scale of exactly-zero blocks
     assert max_rel_error(diag, ref, floor=1e-4) <= 1e-3, allclose_report(diag, ref, 1e-3, floor=1e-4)
 
 
-@pytest.mark.parametrize("case", ["mlp_relu", "tokenwise", "shared"])
+@pytest.mark.parametrize("case", ["mlp_relu", "tokenwise", "shared", "batchnorm_train"])
 def test_brute_matches_dense_hessian(case):
     m, loss, batch = make_case(case)
-    ref = reference_diagonal(m, loss, batch)
+    ref = _reference(case)
     diag = hessian_diagonal(m, loss, batch, method="brute")
     assert max_rel_error(diag, ref) <= 1e-10, allclose_report(diag, ref)
 
@@ -51,6 +65,7 @@ def test_fallbacks_are_reported():
     info: dict = {}
     hessian_diagonal(m, loss, batch, info=info)
     assert "tok.weight" in info["fallback"] and info["paths"]["tok.weight"] == "brute"
+    assert info["paths"]["blocks.0.fc.weight"] == "structured"
     m, loss, batch = make_case("shared")
     info = {}
     hessian_diagonal(m, loss, batch, info=info)
@@ -60,7 +75,7 @@ def test_fallbacks_are_reported():
 def test_subset_of_params_and_chunking():
     m, loss, batch = make_case("transformer")
     names = ["blocks.1.fc.weight", "ln_f.bias", "pos.weight"]
-    ref = reference_diagonal(m, loss, batch, names)
+    ref = {n: _reference("transformer")[n] for n in names}
     diag = hessian_diagonal(m, loss, batch, params=names, chunk=7)
     assert list(diag) == names
     assert max_rel_error(diag, ref) <= 1e-6, allclose_report(diag, ref)

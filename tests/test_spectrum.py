@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from _hessian_helpers import make_case
+from rmed_core.hessian.testing import make_case
 from rmed_core.hessian import blockwise_spectra, hessian_trace, spectral_density, top_eigenvalues
 
 
@@ -43,17 +43,26 @@ def test_trace_interval_covers_dense_trace():
 def test_slq_moments_match_dense():
     m, loss, batch = make_case("mlp_tanh")
     H = _dense(m, loss, batch)
-    sd = spectral_density(m, loss, batch, n_runs=8, m=40, seed=0)
-    # SLQ is exact for polynomials of degree < 2m: its mean and second moment estimate tr(H)/n etc.
+    n, runs = H.shape[0], 8
+    sd = spectral_density(m, loss, batch, n_runs=runs, m=40, seed=0)
+    # each run's first moment is v^T H v / n for its Rademacher v (exact for degree < 2m), an
+    # unbiased estimate of tr(H)/n with standard deviation sqrt(2 sum_{i != j} H_ij^2) / n
     mean = (sd.weights * sd.nodes).sum(1).mean()
-    assert abs(mean - np.trace(H) / H.shape[0]) < 0.5 * abs(np.trace(H) / H.shape[0]) + 1e-3
+    se = np.sqrt(2 * ((H ** 2).sum() - (np.diag(H) ** 2).sum())) / n / np.sqrt(runs)
+    assert abs(mean - np.trace(H) / n) < 5 * se + 1e-12
     grid = np.linspace(sd.nodes.min() - 1, sd.nodes.max() + 1, 2000)
     assert abs(np.trapezoid(sd.density(grid), grid) - 1) < 1e-2
+    assert sd.n_hvp == runs * 40
 
 
 def test_blockwise_spectra_extremes_match_blocks():
     m, loss, batch = make_case("mlp_tanh")
     spectra = blockwise_spectra(m, loss, batch, m=200)
     for name, sd in spectra.items():
+        if sd.dim < 6:
+            # a Rademacher start can be exactly orthogonal to the top eigenvector of a tiny block
+            # (the 3-entry output bias of a softmax has the null vector 1: probability 1/4), and
+            # then no Krylov method sees it
+            continue
         w = np.linalg.eigvalsh(_dense(m, loss, batch, [name]))
-        assert abs(sd.nodes.max() - w.max()) <= 1e-6 * max(1.0, abs(w).max())
+        assert abs(sd.nodes.max() - w.max()) <= 1e-6 * max(1.0, abs(w).max()), name

@@ -78,7 +78,7 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, batch: Batch, k: int = 5,
     (ARPACK is given ``tol/10``). Source: Lanczos (1950); ARPACK (Lehoucq, Sorensen & Yang 1998).
 
     >>> import torch; from rmed_core.models import MLP
-    >>> torch.manual_seed(0); net = MLP([4, 8, 3]).double()
+    >>> _ = torch.manual_seed(0); net = MLP([4, 8, 3]).double()
     >>> x, y = torch.randn(16, 4, dtype=torch.float64), torch.randint(0, 3, (16,))
     >>> res = top_eigenvalues(net, torch.nn.functional.cross_entropy, (x, y), k=2)
     >>> H = torch.autograd.functional.hessian(lambda *p: torch.nn.functional.cross_entropy(

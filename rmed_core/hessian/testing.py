@@ -1,0 +1,174 @@
+"""Tiny models, the dense reference diagonal and error reports for checking Hessian diagonals.
+
+Used by the exactness tests (``tests/test_hessian_*.py``), the chapter notebook
+(``notebooks/computing_rmed.py``) and the benchmarks. Each *case* is a ``(model, loss_fn, batch)``
+small enough that ``torch.autograd.functional.hessian`` (the reference) runs in seconds, and
+together they cover every path of :mod:`rmed_core.hessian.exact`:
+
+============================  ====================================================================
+``mlp_relu``, ``mlp_tanh``     Linear layers, one position per sample (probe path (a))
+``cnn_max``                    Conv2d (unfolded patches) with ReLU and max-pooling
+``transformer``                embeddings, LayerNorm, explicit causal attention, GELU, residuals
+``transformer_tied``           the same, head tied to the token embedding (brute-force fallback)
+``tokenwise``                  a Linear applied at every position, positions mixed afterwards
+``shared``                     a Linear called twice (brute-force fallback)
+``batchnorm_train``            BatchNorm in training mode: samples coupled, merged into one
+============================  ====================================================================
+
+>>> model, loss_fn, batch = make_case("mlp_tanh")
+>>> from rmed_core.hessian import hessian_diagonal
+>>> max_rel_error(hessian_diagonal(model, loss_fn, batch), reference_diagonal(model, loss_fn, batch)) < 1e-12
+True
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models import CNN, MLP, TransformerLM, lm_loss
+
+__all__ = ["CASES", "DEVICES", "make_case", "reference_diagonal", "max_rel_error", "allclose_report",
+           "SharedLayer", "TokenwiseMLP", "BNNet"]
+
+DEVICES = ["cpu", "cuda"]
+
+
+class SharedLayer(nn.Module):
+    """``(N, T, 3) -> (N, 4)``: a Linear applied twice in a row (its Hessian diagonal has cross
+    terms between the two calls, so the structured method must fall back to brute force)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(3, 4)
+        self.shared = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = torch.tanh(self.inp(x))
+        h = torch.tanh(self.shared(h))
+        h = torch.tanh(self.shared(h))
+        return self.out(h).mean(1)
+
+
+class TokenwiseMLP(nn.Module):
+    """``(N, T, 3) -> (N, 4)``: a layer applied at every position, then positions mixed by a sum of
+    squares (so ``d^2 L / dz^2`` couples positions: probe path (b)/(c))."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 5)
+        self.mix = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.mix(torch.tanh(self.fc(x))).pow(2).sum(1)
+
+
+class BNNet(nn.Module):
+    """``(N, 4) -> (N, 3)``: Linear, BatchNorm1d, tanh, Linear. In training mode the batch
+    statistics couple the samples."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 5)
+        self.bn = nn.BatchNorm1d(5)
+        self.out = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.bn(self.fc(x))))
+
+
+CASES = ["mlp_relu", "mlp_tanh", "cnn_max", "transformer", "transformer_tied", "tokenwise", "shared",
+         "batchnorm_train"]
+
+
+def make_case(name: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
+    """``(model, loss_fn, (inputs, targets))`` for the named case (see the module docstring),
+    seeded, in ``dtype`` on ``device``; dropout-free models are in eval mode, ``batchnorm_train``
+    in training mode."""
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    if name in ("mlp_relu", "mlp_tanh"):
+        m = MLP([4, 6, 5, 3], name.split("_")[1])
+        x, y = torch.randn(6, 4, generator=g), torch.randint(0, 3, (6,), generator=g)
+        loss = F.cross_entropy
+    elif name == "cnn_max":
+        m = CNN(1, 3, width=2, size=4, pool="max")
+        x, y = torch.randn(3, 1, 4, 4, generator=g), torch.randint(0, 3, (3,), generator=g)
+        loss = F.cross_entropy
+    elif name in ("transformer", "transformer_tied"):
+        tied = name.endswith("tied")
+        # vocab 7, width 8, 2 heads, 4 positions, batch 2; the tied model has one block (the tied
+        # embedding goes to brute force, whose reference is the expensive part)
+        m = TransformerLM(7, d_model=8, n_layers=1 if tied else 2, n_heads=2, seq_len=4, tie_weights=tied)
+        with torch.no_grad():  # move off the symmetric init so LayerNorm/bias curvature is generic
+            for p in m.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=g))
+        x, y = torch.randint(0, 7, (2, 4), generator=g), torch.randint(0, 7, (2, 4), generator=g)
+        loss = lm_loss
+    elif name == "tokenwise":
+        m = TokenwiseMLP()
+        x, y = torch.randn(3, 4, 3, generator=g), torch.randn(3, 4, generator=g)
+        loss = F.mse_loss
+    elif name == "shared":
+        m = SharedLayer()
+        x, y = torch.randn(3, 3, 3, generator=g), torch.randint(0, 4, (3,), generator=g)
+        loss = F.cross_entropy
+    elif name == "batchnorm_train":
+        m = BNNet().train()
+        x, y = torch.randn(5, 4, generator=g), torch.randint(0, 3, (5,), generator=g)
+        loss = F.cross_entropy
+    else:
+        raise KeyError(f"unknown case {name!r}; cases: {CASES}")
+    m = m.to(device=device, dtype=dtype)
+    if not name.startswith("batchnorm"):
+        m.eval()
+    x = x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
+    y = y.to(device=device, dtype=dtype) if y.is_floating_point() else y.to(device)
+    return m, loss, (x, y)
+
+
+def reference_diagonal(model: nn.Module, loss_fn, batch, names=None) -> dict[str, torch.Tensor]:
+    """Per-tensor diagonal of the dense block ``torch.autograd.functional.hessian(...,
+    vectorize=True)`` (``numel**2`` entries per tensor: tiny models only)."""
+    x, y = batch
+    named = dict(model.named_parameters())
+    names = list(named) if names is None else list(names)
+    out = {}
+    for n in names:
+        p0 = named[n]
+
+        def f(p, n=n):
+            return loss_fn(torch.func.functional_call(model, {n: p}, (x,), strict=False, tie_weights=True), y)
+
+        H = torch.autograd.functional.hessian(f, p0.detach(), vectorize=True)
+        out[n] = H.reshape(p0.numel(), p0.numel()).diagonal().reshape(p0.shape)
+    return out
+
+
+def _scales(ref: dict[str, torch.Tensor], floor: float = 1e-9) -> dict[str, float]:
+    """Per-tensor error scale: the tensor's largest |entry|, floored at ``floor`` times the largest
+    over all tensors (some blocks are exactly zero in theory, e.g. the key bias of softmax
+    attention, whose reference entries are rounding noise ~1e-18)."""
+    top = max(float(r.abs().max()) for r in ref.values()) or 1.0
+    return {n: max(float(r.abs().max()), floor * top) for n, r in ref.items()}
+
+
+def max_rel_error(diag: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], floor: float = 1e-9) -> float:
+    """``max`` over tensors of ``max |d - r| / scale`` (scale: see :func:`_scales`)."""
+    sc = _scales(ref, floor)
+    return max(float((diag[n].to(r) - r).abs().max()) / sc[n] for n, r in ref.items())
+
+
+def allclose_report(diag, ref, rtol: float = 1e-6, floor: float = 1e-9) -> str:
+    """One line per tensor whose relative error exceeds ``rtol``: the worst entry, got and want."""
+    lines = []
+    sc = _scales(ref, floor)
+    for n, r in ref.items():
+        d = diag[n].to(r)
+        e = (d - r).abs() / sc[n]
+        if float(e.max()) > rtol:
+            k = int(e.flatten().argmax())
+            lines.append(f"{n}: max rel err {float(e.max()):.2e} at {k}: got {float(d.flatten()[k]):.6e}, "
+                         f"want {float(r.flatten()[k]):.6e}")
+    return "\n".join(lines) or "all close"
