@@ -148,6 +148,14 @@ def _tf(d: int, layers: int, heads: int) -> dict[str, int]:
     return dict(d_model=d, n_layers=layers, n_heads=heads)
 
 
+#: The image control's sizes, the same for MNIST and Fashion-MNIST (28×28 grey images, 10 classes).
+_CNN_SCALES = {
+    "ci": ScaleSpec({}, dict(width=2), steps=20, batch_size=16, probe_every=10, hessian_batch=16),
+    "book": ScaleSpec({}, dict(width=4), steps=600, batch_size=64, probe_every=150, hessian_batch=64),
+    "paper": ScaleSpec({}, dict(width=32), steps=2000, batch_size=128, probe_every=250, hessian_batch=512,
+                       probe_method="sampled"),
+}
+
 TASKS: dict[str, Task] = {
     "ptb_lm": Task(
         "ptb_lm", "Penn Treebank language model, causal transformer (the paper's main setting)",
@@ -171,20 +179,10 @@ TASKS: dict[str, Task] = {
         }),
     "mnist_cnn": Task(
         "mnist_cnn", "MNIST (5,000 digits), CNN (the paper's control: no R_med gap expected)",
-        _data.mnist5k, _cnn_model, F.cross_entropy, {
-            "ci": ScaleSpec({}, dict(width=2), steps=20, batch_size=16, probe_every=10, hessian_batch=16),
-            "book": ScaleSpec({}, dict(width=4), steps=600, batch_size=64, probe_every=150, hessian_batch=64),
-            "paper": ScaleSpec({}, dict(width=32), steps=2000, batch_size=128, probe_every=250, hessian_batch=512,
-                               probe_method="sampled"),
-        }),
+        _data.mnist5k, _cnn_model, F.cross_entropy, _CNN_SCALES),
     "fashion_cnn": Task(
         "fashion_cnn", "Fashion-MNIST, CNN (control on a harder image task)",
-        _data.fashion_mnist, _cnn_model, F.cross_entropy, {
-            "ci": ScaleSpec({}, dict(width=2), steps=20, batch_size=16, probe_every=10, hessian_batch=16),
-            "book": ScaleSpec({}, dict(width=4), steps=600, batch_size=64, probe_every=150, hessian_batch=64),
-            "paper": ScaleSpec({}, dict(width=32), steps=2000, batch_size=128, probe_every=250, hessian_batch=512,
-                               probe_method="sampled"),
-        }),
+        _data.fashion_mnist, _cnn_model, F.cross_entropy, _CNN_SCALES),
 }
 
 
