@@ -79,3 +79,42 @@ def test_subset_of_params_and_chunking():
     diag = hessian_diagonal(m, loss, batch, params=names, chunk=7)
     assert list(diag) == names
     assert max_rel_error(diag, ref) <= 1e-6, allclose_report(diag, ref)
+
+
+class _CenterBatch(torch.nn.Module):
+    """Subtracts the batch mean: linear (no residual curvature) but couples the samples."""
+
+    def forward(self, x):
+        return x - x.mean(0, keepdim=True)
+
+
+def _relu_net(center: bool = False) -> torch.nn.Module:
+    layers = [torch.nn.Linear(4, 6), torch.nn.ReLU()] + ([_CenterBatch()] if center else [])
+    return torch.nn.Sequential(*layers, torch.nn.Linear(6, 3)).double().eval()
+
+
+@pytest.mark.parametrize("case,expect", [("mlp_relu", True), ("cnn_max", True), ("mlp_tanh", False)])
+def test_gauss_newton_shortcut_only_where_verified(case, expect):
+    m, loss, batch = make_case(case)
+    info: dict = {}
+    diag = hessian_diagonal(m, loss, batch, info=info, chunk=2)
+    ggn = {n for n, p in info["paths"].items() if p == "gauss-newton"}
+    assert ggn == (set(diag) if expect else set())
+    assert max_rel_error(diag, _reference(case)) <= 1e-6
+
+
+@pytest.mark.parametrize("coupling", ["loss", "network"])
+def test_gauss_newton_refused_when_samples_coupled(coupling):
+    torch.manual_seed(0)
+    m = _relu_net(center=coupling == "network")
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g)
+    if coupling == "loss":
+        def loss(out, t):
+            return torch.nn.functional.cross_entropy(out, t) + out.sum(0).pow(2).sum()
+    else:
+        loss = torch.nn.functional.cross_entropy
+    info: dict = {}
+    diag = hessian_diagonal(m, loss, (x, y), info=info)
+    assert "gauss-newton" not in info["paths"].values()
+    assert max_rel_error(diag, reference_diagonal(m, loss, (x, y))) <= 1e-6

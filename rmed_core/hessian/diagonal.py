@@ -25,7 +25,10 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
         params: parameter names as in ``model.named_parameters()`` (default: all requiring grad).
         method: ``"exact"`` -- structured exact method (:mod:`rmed_core.hessian.exact`): per layer,
             Hessian-vector products in the layer's *output* space, contracted with the layer's
-            inputs; falls back to ``"brute"`` for parameters it cannot treat exactly.
+            inputs; where the network downstream of a layer is verified piecewise linear, the
+            Gauss-Newton shortcut (:mod:`rmed_core.hessian.ggn`, a few backward passes for all
+            such layers; ``gauss_newton=False`` turns it off); falls back to ``"brute"`` for
+            parameters it cannot treat exactly.
             ``"brute"`` -- one Hessian-vector product per entry (:mod:`rmed_core.hessian.brute`).
         chunk: products per vmapped backward pass (default: sized to free memory).
         info: if a dict, receives ``n_hvp`` (products spent) and ``paths`` (how each tensor was done).

@@ -32,6 +32,10 @@ A parameter used more than once in the graph (tied weights, a module called twic
 re-use) is detected by counting the graph's edges into its ``AccumulateGrad`` node and goes to
 :mod:`.brute`, as do parameters of unsupported modules (reason in ``info['fallback']``).
 Bias: ``H_b[i] = sum_n 1^T B_{n,i} 1`` from the same products (or ``K`` probes ``1 (x) e_i``).
+
+Before any of this, layers whose downstream network is verified piecewise linear (ReLU MLPs and
+CNNs) take the Gauss-Newton shortcut of :mod:`.ggn` when it is cheaper: ``T_f C`` first-order
+backward passes for all of them together instead of ``K`` or more products each.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from ._batched import BatchedGrad
 from ._sites import Site, make_site, unsupported_reason
 from ._validate import Batch, LossFn, check_loss
 from .brute import brute_diagonal
+from .ggn import GaussNewton
 
 
 def leaf_uses(root: torch.Tensor, leaves: list[torch.Tensor]) -> dict[int, int]:
@@ -70,8 +75,9 @@ class StructuredHessian:
     """Captures the sites of one forward pass and answers diagonal (or entry) queries."""
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor],
-                 *, chunk: int | None = None, seed: int = 0):
+                 *, chunk: int | None = None, seed: int = 0, gauss_newton: bool = True):
         self.model, self.loss_fn, self.batch, self.chunk = model, loss_fn, batch, chunk
+        self.use_gn = gauss_newton
         self.params = params
         self.fallback: dict[str, str] = {}
         self.n_hvp = 0
@@ -111,7 +117,8 @@ class StructuredHessian:
         handles = [m.register_forward_hook(hook) for _, m in wanted.values()]
         try:
             inputs, targets = batch
-            loss = check_loss(loss_fn(model(inputs), targets))
+            output = model(inputs)
+            loss = check_loss(loss_fn(output, targets))
         finally:
             for h in handles:
                 h.remove()
@@ -129,11 +136,25 @@ class StructuredHessian:
                     setattr(s, attr, pname)
             if s is not None and (s.weight or s.bias):
                 self.sites.append(s)
-        if self.sites:
-            gs = torch.autograd.grad(loss, [s.delta for s in self.sites], create_graph=True, allow_unused=True)
-            for s, g in zip(self.sites, gs):
-                s.g = g if (g is not None and g.requires_grad) else None
         self.loss = loss
+        self._have_g = False
+        self.gn = None
+        if self.sites and isinstance(output, torch.Tensor) and output.requires_grad:
+            g_out = torch.autograd.grad(loss, output, create_graph=True)[0]
+            self.gn = GaussNewton(output, g_out, self._gen)
+        self.paths: dict[str, str] = {}
+
+    def site_grads(self) -> None:
+        """``s.g = dL/dz`` with its graph for every site (one backward pass; needed by the
+        z-space products, not by the Gauss-Newton shortcut). ``s.g`` is None where the loss is
+        at most linear in ``z``."""
+        if self._have_g or not self.sites:
+            return
+        gs = torch.autograd.grad(self.loss, [s.delta for s in self.sites], create_graph=True,
+                                 retain_graph=True, allow_unused=True)
+        for s, g in zip(self.sites, gs):
+            s.g = g if (g is not None and g.requires_grad) else None
+        self._have_g = True
 
     # ---- products in z-space ------------------------------------------------------------------
     def _map(self, s: Site, n: int, make, post) -> None:
@@ -177,6 +198,7 @@ class StructuredHessian:
 
     # ---- the diagonal of one site --------------------------------------------------------------
     def site_diagonal(self, s: Site) -> dict[str, torch.Tensor]:
+        self.site_grads()
         m = s.module
         dt, dev = s.delta.dtype, s.delta.device
         out: dict[str, torch.Tensor] = {}
@@ -266,22 +288,55 @@ class StructuredHessian:
             out[s.bias] = Hb.detach()
         return out
 
+    @staticmethod
+    def probe_estimate(s: Site) -> int:
+        """z-space products the structured path needs for ``s`` (before its structure checks)."""
+        J = s.A.shape[-1]
+        if s.T == 1 or not s.weight:
+            return s.K
+        return min(s.T * s.K, (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0))
+
+    def gauss_newton(self, sites: list[Site]) -> dict[str, torch.Tensor]:
+        """The diagonals of the sites where the GGN shortcut (:mod:`.ggn`) is verified exact and
+        cheaper; the others are left to :meth:`site_diagonal`."""
+        gn = self.gn
+        if not self.use_gn or gn is None or not gn.usable():
+            return {}
+        n = gn.out.shape[0]
+        cand = [s for s in sites if s.N == n and s.delta.shape[0] == n]
+        if gn.block >= sum(self.probe_estimate(s) for s in cand):
+            return {}  # cannot pay off even if every layer passes
+        n0 = gn.n_hvp + gn.n_vjp
+        ok = [s for s, free in zip(cand, gn.residual_free(cand)) if free]
+        out = None
+        if ok and gn.block < sum(self.probe_estimate(s) for s in ok):
+            out = gn.diagonals(ok, self.chunk)
+        self.n_hvp += gn.n_hvp + gn.n_vjp - n0
+        return out or {}
+
     def diagonal(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
+        out = self.gauss_newton(self.sites)
+        self.paths.update({n: "gauss-newton" for n in out})
         for s in self.sites:
-            out.update(self.site_diagonal(s))
+            if (s.weight and s.weight not in out) or (s.bias and s.bias not in out):
+                d = self.site_diagonal(s)
+                self.paths.update({n: "structured" for n in d})
+                out.update(d)
         return out
 
 
 def exact_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor], *,
-                   chunk: int | None = None, info: dict | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The exact Hessian diagonal by the structured method (module docstring), with brute force
-    for the parameters it cannot treat. ``info`` receives ``n_hvp``, ``paths``, ``fallback``."""
-    sh = StructuredHessian(model, loss_fn, batch, params, chunk=chunk, seed=seed)
+                   chunk: int | None = None, info: dict | None = None, seed: int = 0,
+                   gauss_newton: bool = True) -> dict[str, torch.Tensor]:
+    """The exact Hessian diagonal by the structured method (module docstring), with the verified
+    Gauss-Newton shortcut (:mod:`.ggn`, unless ``gauss_newton=False``) and brute force for the
+    parameters neither can treat. ``info`` receives ``n_hvp`` (products and backward passes),
+    ``paths`` (``"gauss-newton"``, ``"structured"`` or ``"brute"`` per tensor), ``fallback``."""
+    sh = StructuredHessian(model, loss_fn, batch, params, chunk=chunk, seed=seed, gauss_newton=gauss_newton)
     out = sh.diagonal()
     info = {} if info is None else info
     info["n_hvp"] = info.get("n_hvp", 0) + sh.n_hvp
-    info.setdefault("paths", {}).update({n: "structured" for n in out})
+    info.setdefault("paths", {}).update(sh.paths)
     info["fallback"] = dict(sh.fallback)
     del sh
     rest = {n: p for n, p in params.items() if n not in out}
@@ -297,6 +352,7 @@ def probe_plan(model: nn.Module, loss_fn: LossFn, batch: Batch, params=None) -> 
 
     chosen = select_params(model, params)
     sh = StructuredHessian(model, loss_fn, batch, chosen)
+    sh.site_grads()
     total = 0
     for s in sh.sites:
         if s.g is None:
@@ -319,6 +375,7 @@ def site_entries(sh: StructuredHessian, s: Site, attr: str, flat: torch.Tensor) 
     """Exact diagonal entries ``flat`` (indices into the flattened parameter ``attr`` of site
     ``s``), one z-space probe each: ``u = A_{.,.,j} (x) e_i`` (weight) or ``1 (x) e_i`` (bias),
     ``h = <u, (d^2L/dz^2) u>`` -- valid whatever the sample/position structure."""
+    sh.site_grads()
     m = s.module
     dt, dev = s.delta.dtype, s.delta.device
     flat = flat.to(dev)

@@ -123,6 +123,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     alpha = 1 - confidence
     gen = torch.Generator().manual_seed(seed)
     sh = StructuredHessian(model, loss_fn, batch, chosen, chunk=chunk, seed=seed)
+    sh.site_grads()
     where = {}
     for s in sh.sites:
         for attr in ("weight", "bias"):
