@@ -39,11 +39,11 @@ from torch import nn
 
 from . import data as _data
 from .models import CNN, TransformerClassifier, TransformerLM, lm_loss
+from .validation import SCALES, check_choice
 
 __all__ = ["SCALES", "LR_GRID", "TUNED_LR", "ScaleSpec", "Task", "TASKS", "get_task", "task_names",
            "check_scale", "DEFAULT_TASK"]
 
-SCALES = ("ci", "book", "paper")
 DEFAULT_TASK = "ptb_lm"
 LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 """Learning rates tried for every optimizer (half-decades)."""
@@ -61,9 +61,8 @@ TUNED_LR: dict[str, dict[str, dict[str, float]]] = {
 
 
 def check_scale(scale: str) -> str:
-    if scale not in SCALES:
-        raise ValueError(f"scale={scale!r} is not known; valid scales: {', '.join(SCALES)}")
-    return scale
+    """``scale`` if it is one of :data:`SCALES`, else a ``ValueError`` naming the parameter."""
+    return check_choice("scale", scale, SCALES)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from .optim import check_optimizer_name, make_optimizer
 from .provenance import provenance
 from .store import ResultStore
 from .tasks import LR_GRID, check_scale, get_task
+from .validation import check_choice, check_positive
 
 __all__ = ["TrainConfig", "RunResult", "train", "tune_lr", "final_model", "FINAL_MODEL"]
 
@@ -95,26 +96,22 @@ class TrainConfig:
         check_scale(self.scale)
         if self.device != "auto":
             select_device(self.device)
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r}: the learning rate must be a positive number (or None for the tuned one)")
-        if not (isinstance(self.seed, int) and self.seed >= 0):
+        check_positive("lr", self.lr, allow_none=True)
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
             raise ValueError(f"seed={self.seed!r}: expected a non-negative integer")
         for name in ("steps", "batch_size", "hessian_batch", "top_eig_k"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int) and v > 0):
-                raise ValueError(f"{name}={v!r}: expected a positive integer")
+            check_positive(name, getattr(self, name), integer=True, allow_none=True)
         for name in ("probe_every", "checkpoint_every"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, int) and v >= 0):
+            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
                 raise ValueError(f"{name}={v!r}: expected a non-negative integer (0 = never)")
         if self.probe_steps is not None:
             if not all(isinstance(s, int) and s >= 0 for s in self.probe_steps):
                 raise ValueError(f"probe_steps={self.probe_steps!r}: expected non-negative integers")
             object.__setattr__(self, "probe_steps", tuple(sorted(set(self.probe_steps))))
-        if self.probe_method is not None and self.probe_method not in ("exact", "brute", "sampled"):
-            raise ValueError(f"probe_method={self.probe_method!r} is not known; use 'exact', 'brute' or 'sampled'")
-        if self.clip_grad is not None and not self.clip_grad > 0:
-            raise ValueError(f"clip_grad={self.clip_grad!r}: expected a positive number or None")
+        if self.probe_method is not None:
+            check_choice("probe_method", self.probe_method, ("exact", "brute", "sampled"))
+        check_positive("clip_grad", self.clip_grad, allow_none=True)
 
     def resolved(self) -> "TrainConfig":
         """This config with every ``None`` replaced by the task's value at ``scale``."""
