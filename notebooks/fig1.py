@@ -79,7 +79,7 @@ tail.round(4)
 show_provenance("fig1", params, grid.provenance)
 
 # %% [markdown]
-# **Verdict: {glue:md}`fig1_verdict`.** Adam ends with the lower training loss (mean over the last 10% of steps and over
+# **Verdict: {glue:text}`fig1_verdict`.** Adam ends with the lower training loss (mean over the last 10% of steps and over
 # seeds) on {glue:text}`fig1_adam_wins:.0f` of {glue:text}`fig1_tasks:.0f` language tasks at this
 # scale; the table above gives each task's numbers. The premise is a statement about convergence
 # speed; at the small scale of the book both optimizers are tuned on the same grid, so a gap here

@@ -122,7 +122,7 @@ final.assign(ratio_sgdm_over_adam=final.get("sgdm") / final.get("adam")).round(2
 # diagonal are layers where `opt` ends with the smaller R_med.
 # ```
 #
-# **Verdict for this run: {glue:md}`fig2_verdict`** (the claim counts as reproduced here when
+# **Verdict for this run: {glue:text}`fig2_verdict`** (the claim counts as reproduced here when
 # SGD with momentum ends with the larger R_med in most tensors). At the last probe it does in
 # {glue:text}`fig2_sgd_larger:.0f` of {glue:text}`fig2_layers:.0f` parameter tensors (those with a
 # defined R_med under both; the run of the parameters above — {doc}`fig3` repeats this over seeds).

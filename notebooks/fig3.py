@@ -95,7 +95,7 @@ print(f"mean ratio > 1 in {above} of {len(last)} tensors; median over tensors {l
 show_provenance("fig3", params, grid.provenance)
 
 # %% [markdown]
-# **Verdict: {glue:md}`fig3_verdict`.** {glue:text}`fig3_rows_reproduced:.0f` of the 6 published
+# **Verdict: {glue:text}`fig3_verdict`.** {glue:text}`fig3_rows_reproduced:.0f` of the 6 published
 # rows are reproduced (ratio above 1 in every seed). At the last probe the mean ratio exceeds 1 in {glue:text}`fig3_layers_above:.0f` of
 # {glue:text}`fig3_layers:.0f` parameter tensors (median ratio over tensors
 # {glue:text}`fig3_median_ratio:.2f`); the table above gives the verdict of each published row.

@@ -86,7 +86,7 @@ show_provenance("fig4", params, cnn.provenance + lm.provenance)
 # for the CNN and {glue:text}`fig4_lm_gap:.2f` for the language model; SGD-M's R_med is the larger
 # in {glue:text}`fig4_cnn_above:.0f` of the CNN's {glue:text}`fig4_cnn_layers:.0f` tensors.
 # The control counts as reproduced when the language model shows a gap (median ratio above 1) and
-# the CNN a smaller one. At this scale it is **{glue:md}`fig4_verdict`**.
+# the CNN a smaller one. At this scale it is **{glue:text}`fig4_verdict`**.
 
 # %%
 assert len(cnn_r) == len(list(dict.fromkeys(cnn.rmed.layer)))

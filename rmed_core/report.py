@@ -74,10 +74,10 @@ def glue_number(name: str, value: float, fmt: str = ".3g") -> float:
 
 
 def glue_text(name: str, text: str) -> str:
-    """Glue a short piece of Markdown (a verdict, say) under ``name`` for the ``{glue:md}`` role,
-    and return it."""
-    from IPython.display import Markdown
+    """Glue a short plain-text phrase (a verdict, say) under ``name`` for the ``{glue:text}``
+    role -- which, unlike ``{glue:md}``, can also paste it into another page
+    (``{glue:text}`notebooks/fig1.py::name```) -- and return it."""
     from myst_nb import glue
 
-    glue(name, Markdown(text), display=False)
+    glue(name, str(text), display=False)
     return text
