@@ -101,7 +101,9 @@ show_provenance("fig3", params, grid.provenance)
 # {glue:text}`fig3_median_ratio:.2f`); the table above gives the verdict of each published row.
 # The comparison rests on this project's task, model and learning rates: the published numbers
 # come from a larger Transformer on an unknown task, so agreement in direction, not in value, is
-# what can be checked.
+# what can be checked. What would test it further is listed in {doc}`fig2`: longer training, the
+# paper-scale model on a GPU (`-p scale paper`, where the probes at iterations 750 and 1250 exist),
+# more seeds (the scale sets them: 3 at `book`, 5 at `paper`), and the ratio's sensitivity to the learning rates.
 
 # %%
 assert (ratios.n_seeds <= len(seeds)).all() and (ratios.n_seeds >= 1).all()
