@@ -29,8 +29,9 @@ book: $(STAMP)
 	@if [ "$$(cat _build/.code-hash 2>/dev/null)" != "$(CODE_HASH)" ]; then \
 		echo "rmed_core changed since the last build: dropping the notebook cache"; \
 		rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute; fi
-	rm -rf _build/html/_static  # Sphinx does not re-copy an edited static file on an incremental build
 	$(BIN)/jupyter-book build book -W -n --keep-going
+	@# an incremental build does not re-copy an edited static file: copy the book's own
+	cp book/_static/* _build/html/_static/
 	@echo "$(CODE_HASH)" > _build/.code-hash
 
 test: $(STAMP)
