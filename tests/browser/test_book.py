@@ -11,8 +11,9 @@ import book_checks as bc
 from book_checks import SCREENSHOTS, SITE
 
 PAGES = bc.site_pages(SITE) if SITE.is_dir() else []
-# Full-page screenshots: the opening page and one figure page.
-SCREENSHOT_PAGES = {"intro.html": "intro.png", "notebooks/theorem.html": "theorem.png"}
+# Full-page screenshots: the opening page, the theorem's page and one experiment's page.
+SCREENSHOT_PAGES = {"intro.html": "intro.png", "notebooks/theorem.html": "theorem.png",
+                    "notebooks/fig3.html": "fig3.png"}
 
 
 def test_book_was_built():
@@ -73,11 +74,12 @@ def test_outputs_are_clean(visits, name):
     assert not problems, _report(problems)
 
 
-def test_theorem_chapter_shows_its_figures(visits):
-    """The figure page the screenshots cover really has figures (so the provenance check bites)."""
-    v = visits("notebooks/theorem.html")
+@pytest.mark.parametrize("name, n_figures", [("notebooks/theorem.html", 2), ("notebooks/fig3.html", 1)])
+def test_figure_pages_show_their_figures(visits, name, n_figures):
+    """The figure pages the screenshots cover really have figures (so the provenance check bites)."""
+    v = visits(name)
     n = v.page.evaluate("() => document.querySelectorAll('article.bd-article figure img').length")
-    assert n >= 2, f"notebooks/theorem.html: expected its 2 glued figures, found {n} figure images"
+    assert n >= n_figures, f"{name}: expected {n_figures} glued figure(s), found {n} figure images"
 
 
 @pytest.mark.parametrize("name", list(SCREENSHOT_PAGES))
