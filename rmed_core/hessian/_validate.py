@@ -64,7 +64,7 @@ def check_loss(loss: torch.Tensor) -> torch.Tensor:
     if not torch.is_floating_point(loss):
         raise ValueError(f"the loss has dtype {loss.dtype}; a floating-point loss is needed")
     if not bool(torch.isfinite(loss)):
-        raise ValueError(f"the loss is not finite ({float(loss)}): the Hessian is undefined here")
+        raise ValueError(f"the loss is not finite ({float(loss.detach())}): the Hessian is undefined here")
     if not loss.requires_grad:
         raise ValueError("the loss does not depend on any parameter that requires grad")
     return loss.reshape(())
