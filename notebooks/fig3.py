@@ -44,7 +44,7 @@ seeds = seeds_for(scale, seed)
 grid = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, **({"steps": steps} if steps else {}))
 for r in grid.diverged:
     print(f"DIVERGED: {r.config.opt} seed {r.config.seed} (lr {r.config.lr:g}): {r.provenance.get('reason')}")
-probed = sorted(grid.rmed.step.unique())
+probed = sorted(int(s) for s in grid.rmed.step.unique())
 # The published iterations, 750 and 1250, where this run is long enough; otherwise the probes at
 # 60% of training and at its end (a stated choice: the paper's total is not known).
 step_map = ({750: 750, 1250: 1250} if {750, 1250} <= set(probed)

@@ -44,6 +44,7 @@ BAD_OUTPUT = [
     (re.compile(r"<Figure size [^>]*>"), "a raw matplotlib figure repr"),
     (re.compile(r"<matplotlib[.\w]*[^>]*>"), "a raw matplotlib object repr"),
     (re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>"), "a raw object repr"),
+    (re.compile(r"\bnp\.(?:u?int|float|bool_?|str_)\d*\("), "a raw numpy scalar repr"),
 ]
 
 # The content of a page (pydata-sphinx-theme / sphinx-book-theme: the article; plain Sphinx: body).

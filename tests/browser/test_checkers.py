@@ -32,7 +32,8 @@ SITE = {
     "bad_output.html": page('<div class="cell_output"><pre>Traceback (most recent call last):\n  File "x"\n'
                             'ValueError: boom</pre></div>'
                             '<div class="cell_output"><pre>&lt;Figure size 640x480 with 1 Axes&gt;</pre></div>'
-                            '<div class="cell_output"><pre>/x.py:3: UserWarning: careful</pre></div>'),
+                            '<div class="cell_output"><pre>/x.py:3: UserWarning: careful</pre></div>'
+                            '<div class="cell_output"><pre>steps [np.int64(0), np.int64(150)]</pre></div>'),
     "console_error.html": page('<script>console.error("boom from the page")</script>'
                                '<script>null.nope()</script>'),
     "external.html": page('<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
@@ -116,7 +117,8 @@ def test_provenance_checker_ignores_pages_without_outputs(load):
 def test_output_checker_catches_traceback_error_warning_and_repr(load):
     problems = bc.output_problems(load("bad_output.html"))
     kinds = [p.split(" shows ")[1].split(":")[0] for p in problems]
-    assert kinds == ["a traceback", "an error", "a raw matplotlib figure repr", "a warning"], problems
+    assert kinds == ["a traceback", "an error", "a raw matplotlib figure repr", "a warning",
+                     "a raw numpy scalar repr"], problems
     assert problems[0].startswith("bad_output.html: output cell #2 shows a traceback")
 
 
