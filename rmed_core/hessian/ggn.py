@@ -46,8 +46,10 @@ import torch
 from ._batched import BatchedGrad
 from ._sites import Site
 
-#: largest per-sample output block (``T_f * C``) factored densely
+#: largest per-sample output block (``T_f * C``) factored densely, and largest ``N * B^2`` (the
+#: dense blocks of all samples held at once, in float64)
 MAX_BLOCK = 4096
+MAX_FACTOR_ENTRIES = 2**26
 
 
 class GaussNewton:
@@ -67,7 +69,7 @@ class GaussNewton:
     def usable(self) -> bool:
         o = self.out
         return (self.g_out is not None and self.g_out.requires_grad and o.dim() >= 1 and o.shape[0] >= 1
-                and 0 < self.block <= MAX_BLOCK)
+                and 0 < self.block <= MAX_BLOCK and o.shape[0] * self.block ** 2 <= MAX_FACTOR_ENTRIES)
 
     def _randn(self, shape, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(shape, generator=self._gen, dtype=torch.float64).to(like.dtype).to(like.device)
