@@ -118,3 +118,35 @@ def test_gauss_newton_refused_when_samples_coupled(coupling):
     diag = hessian_diagonal(m, loss, (x, y), info=info)
     assert "gauss-newton" not in info["paths"].values()
     assert max_rel_error(diag, reference_diagonal(m, loss, (x, y))) <= 1e-6
+
+
+def test_gauss_newton_with_positions_and_float32():
+    """Outputs with positions ((N, T, C), per-token loss; one block of T*C per sample), mixed
+    across positions by a linear layer, and a float32 copy within float32 rounding."""
+
+    class MixPositions(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 5)
+            self.mix = torch.nn.Linear(4, 4, bias=False)   # over positions
+            self.out = torch.nn.Linear(5, 3)
+
+        def forward(self, x):                              # (N, T=4, 3) -> (N, 4, 3)
+            h = torch.relu(self.fc(x))
+            return self.out(self.mix(h.transpose(1, 2)).transpose(1, 2))
+
+    torch.manual_seed(0)
+    m = MixPositions().double().eval()
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(3, 4, 3, generator=g, dtype=torch.float64), torch.randint(0, 3, (3, 4), generator=g)
+
+    def loss(out, t):
+        return torch.nn.functional.cross_entropy(out.reshape(-1, 3), t.reshape(-1))
+
+    ref = reference_diagonal(m, loss, (x, y))
+    info: dict = {}
+    diag = hessian_diagonal(m, loss, (x, y), info=info)
+    assert set(info["paths"].values()) == {"gauss-newton"}
+    assert max_rel_error(diag, ref) <= 1e-10
+    d32 = hessian_diagonal(m.float(), loss, (x.float(), y))
+    assert max_rel_error({n: d.double() for n, d in d32.items()}, ref) <= 1e-5
