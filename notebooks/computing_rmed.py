@@ -43,6 +43,7 @@ from rmed_core.hessian import hessian_diagonal, rmed_per_layer
 from rmed_core.hessian.testing import make_case, max_rel_error, reference_diagonal
 
 torch.manual_seed(seed)
+pd.set_option("display.max_colwidth", None)  # the goals table's sentences are shown whole
 torch.set_num_threads(1)  # tiny models: threads only spin-wait on a shared machine
 ROOT = Path(rmed_core.__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
