@@ -59,13 +59,15 @@ MODELS = {"relu_mlp": (relu_mlp, "DiagGGNExact"), "relu_cnn": (relu_cnn, "DiagGG
 def checks_skipped():
     """Diagnostic only: the Gauss-Newton shortcut without its verification (residual and sample
     coupling tests assumed to pass), to show what the checks cost. Never correct to use."""
-    saved = GaussNewton.residual_free, GaussNewton._samples_separate
+    saved = GaussNewton.residual_free, GaussNewton._samples_separate, GaussNewton._bit_probes
     GaussNewton.residual_free = lambda self, sites: [True] * len(sites)
     GaussNewton._samples_separate = lambda self, *a, **k: True
+    GaussNewton._bit_probes = lambda self: (torch.ones(0, self.out.shape[0], dtype=torch.bool),
+                                            self.out.new_zeros((0, *self.out.shape)))
     try:
         yield
     finally:
-        GaussNewton.residual_free, GaussNewton._samples_separate = saved
+        GaussNewton.residual_free, GaussNewton._samples_separate, GaussNewton._bit_probes = saved
 
 
 def unchecked(model, x, y, info):

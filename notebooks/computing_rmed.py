@@ -84,9 +84,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 #
 # so $C$ first-order backward passes ($C$ = output size per sample, all samples at once) give the
 # diagonal of every such layer -- the construction of BackPACK's `DiagGGNExact`
-# {cite}`dangel2020backpack`, here for any module graph. Nothing is assumed: $R u$ (the HVP of
-# $\langle c, f(z)\rangle$ with $c$ fixed) must be exactly zero at a Gaussian $u$, and bit tests
-# verify that neither the loss nor the network couples samples. The shortcut is used for the
+# {cite}`dangel2020backpack`, here for any module graph. Nothing is assumed: either every autograd
+# node between the layer and $f$ is of a kind whose second derivative is an exact zero (read off
+# the graph), or $R u$ (the HVP of $\langle c, f(z)\rangle$ with $c$ fixed) must be exactly zero
+# at a Gaussian $u$; and bit tests verify that neither the loss nor the network couples samples. The shortcut is used for the
 # layers that pass, when it is cheaper; the table below says which path each model took.
 #
 # ## Certified estimate

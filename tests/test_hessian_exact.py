@@ -150,3 +150,17 @@ def test_gauss_newton_with_positions_and_float32():
     assert max_rel_error(diag, ref) <= 1e-10
     d32 = hessian_diagonal(m.float(), loss, (x.float(), y))
     assert max_rel_error({n: d.double() for n, d in d32.items()}, ref) <= 1e-5
+
+
+def test_structural_certificate_of_a_zero_residual():
+    from rmed_core.hessian.ggn import structurally_residual_free
+
+    x = torch.randn(3, 4, dtype=torch.float64)
+    d1 = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    unused = torch.zeros(1, requires_grad=True)
+    relu = torch.relu(x + d1) @ w
+    assert structurally_residual_free(relu, [d1, unused]) == [True, False]
+    assert structurally_residual_free(torch.tanh(x + d1) @ w, [d1]) is None       # curved
+    assert structurally_residual_free((x + d1) * (x + d1), [d1]) is None          # both factors depend
+    assert structurally_residual_free((x + d1) * w.sum(), [d1]) == [True]         # one factor does

@@ -27,12 +27,15 @@ BackPACK's ``DiagGGNExact`` (Dangel, Kunstner & Hennig 2020), here for any modul
 
 Nothing is assumed, everything used is verified:
 
-* the residual is zero at the layers: with ``c = dL/df`` held fixed, ``R u`` is the
-  Hessian-vector product of ``<c, f(z)>``, and it must be exactly zero for a Gaussian ``u`` (a
-  nonzero ``R`` has ``R u = 0`` with probability 0; autograd's second derivative of ReLU and
-  max-pooling is an exact zero, so no tolerance is involved);
-* ``H_f`` and ``J`` do not couple samples (bit tests as in :mod:`.exact`), so one backward pass
-  serves all samples.
+* the residual is zero at the layers: either every autograd node between the layers and ``f``
+  is of a kind whose second derivative autograd computes as an exact zero (linear maps, ReLU,
+  max-pooling, products with one factor depending on the layers: a certificate read off the
+  graph, :func:`structurally_residual_free`), or, numerically, with ``c = dL/df`` held fixed,
+  ``R u`` -- the Hessian-vector product of ``<c, f(z)>`` -- is exactly zero for a Gaussian ``u``
+  (a nonzero ``R`` has ``R u = 0`` with probability 0; no tolerance is involved);
+* ``H_f`` and ``J`` do not couple samples (bit tests as in :mod:`.exact`; the test of ``J``
+  rides in the same batched backward pass as the factor columns), so one backward pass serves all
+  samples.
 
 The shortcut is taken only for the layers that pass, and only when its ``P`` passes cost less than
 the z-space probes those layers would need; everything else goes the structured way.
@@ -50,6 +53,55 @@ from ._sites import Site
 #: dense blocks of all samples held at once, in float64)
 MAX_BLOCK = 4096
 MAX_FACTOR_ENTRIES = 2**26
+
+
+# Autograd nodes through which the residual is zero by construction (their second derivative, as
+# autograd computes it, is an exact zero): linear maps, piecewise-linear activations and pooling,
+# and products in which only one factor depends on the layer outputs.
+_LINEAR_NODES = frozenset("""AddBackward0 AddBackward1 SubBackward0 SubBackward1 NegBackward0 ViewBackward0
+    ReshapeAliasBackward0 UnsafeViewBackward0 TBackward0 TransposeBackward0 PermuteBackward0 ExpandBackward0
+    SumBackward0 SumBackward1 MeanBackward0 MeanBackward1 CloneBackward0 SelectBackward0 SliceBackward0
+    CatBackward0 StackBackward0 SqueezeBackward0 SqueezeBackward1 UnsqueezeBackward0 AvgPool2DBackward0
+    AvgPool3DBackward0 MulBackward1 DivBackward1""".split())
+_PIECEWISE_NODES = frozenset("""ReluBackward0 ThresholdBackward0 LeakyReluBackward0 HardtanhBackward0
+    MaxPool2DWithIndicesBackward0 MaxPool3DWithIndicesBackward0""".split())
+_PRODUCT_NODES = frozenset("""AddmmBackward0 MmBackward0 BmmBackward0 MvBackward0 AddmvBackward0
+    BaddbmmBackward0 ConvolutionBackward0 MulBackward0""".split())
+
+
+def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) -> list[bool] | None:
+    """Does every autograd node between the ``deltas`` and ``out`` belong to the certified kinds
+    above, with at most one input of a product depending on the deltas (then ``f`` is piecewise
+    linear in the deltas and the residual is exactly zero)? If so, for each delta whether it
+    reaches ``out``; None means "not certified" (not "nonzero"): the numerical test decides."""
+    targets = {id(d) for d in deltas}
+    depends: dict = {}  # node -> does it depend on a delta
+    stack = [(out.grad_fn, False)]
+    while stack:  # iterative post-order
+        fn, expanded = stack.pop()
+        if fn is None or (fn in depends and not expanded):
+            continue
+        var = getattr(fn, "variable", None)
+        if var is not None:  # a leaf
+            depends[fn] = id(var) in targets
+            continue
+        nexts = [n for n, _ in fn.next_functions if n is not None]
+        if not expanded:
+            stack.append((fn, True))
+            stack.extend((n, False) for n in nexts if n not in depends)
+            continue
+        dep = [depends.get(n, False) for n in nexts]
+        depends[fn] = any(dep)
+        if not depends[fn]:
+            continue
+        kind = type(fn).__name__
+        if kind in _PRODUCT_NODES:
+            if sum(dep) > 1:
+                return None
+        elif kind not in _LINEAR_NODES and kind not in _PIECEWISE_NODES:
+            return None
+    reached = {id(fn.variable) for fn, dep in depends.items() if dep and getattr(fn, "variable", None) is not None}
+    return [id(d) in reached for d in deltas]
 
 
 class GaussNewton:
@@ -75,13 +127,17 @@ class GaussNewton:
         return torch.randn(shape, generator=self._gen, dtype=torch.float64).to(like.dtype).to(like.device)
 
     def residual_free(self, sites: list[Site]) -> list[bool]:
-        """Per site: is the residual ``R = sum_m c_m d^2 f_m / dz^2`` (``c = dL/df`` held fixed)
+        """Per site: is the residual (certified from the graph's node kinds when it can be,
+        :func:`structurally_residual_free`; else tested numerically) ``R = sum_m c_m d^2 f_m / dz^2`` (``c = dL/df`` held fixed)
         zero? ``R u`` is the Hessian-vector product of ``phi = <c, f>`` with respect to the outputs
         ``z`` of all ``sites`` jointly, at one Gaussian ``u``; site ``s`` passes when its block of
         ``R u`` is *exactly* zero (autograd propagates exact zeros through ReLU and max-pooling). A
         nonzero diagonal block ``R_ss`` gives a nonzero ``(R u)_s`` with probability 1; a nonzero
         off-diagonal block can only make a site fail that would have passed (never the reverse)."""
         deltas = [s.delta for s in sites]
+        certified = structurally_residual_free(self.out, deltas)
+        if certified is not None:
+            return certified
         gphi = torch.autograd.grad(self.out, deltas, self.g_out.detach(), create_graph=True,
                                    allow_unused=True)
         self.n_vjp += 1
@@ -94,39 +150,44 @@ class GaussNewton:
         self.n_hvp += 1
         return [ok and (r is None or not bool((r != 0).any())) for ok, r in zip(reach, ru)]
 
-    def _samples_separate(self, outputs: list[torch.Tensor], inputs: list[torch.Tensor], second: bool) -> bool:
-        """Bit test: a random cotangent on the samples whose index has bit ``b`` clear gives an
-        exactly zero response on the samples where it is set, for every bit ``b``."""
+    def _bit_probes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bit-test cotangents in output space: for each bit ``b`` of the sample index, a Gaussian
+        ``v_b`` supported on the samples whose bit ``b`` is clear. Returns ``(keep, v)``,
+        ``keep`` ``(bits, N)`` boolean, ``v`` ``(bits, *out.shape)``. A map that does not couple
+        samples answers ``v_b`` with exact zeros on the samples where ``keep[b]`` is False; a
+        coupled pair differs in some bit, and gives a nonzero response with probability 1."""
         n = self.out.shape[0]
         bits = math.ceil(math.log2(n)) if n > 1 else 0
-        if bits == 0:
-            return True
         idx = torch.arange(n, device=self.out.device)
-        keep = torch.stack([((idx >> b) & 1) == 0 for b in range(bits)])          # (bits, n)
+        keep = torch.stack([((idx >> b) & 1) == 0 for b in range(bits)]) if bits else \
+            torch.ones(0, n, dtype=torch.bool, device=self.out.device)
         shape = (bits, n) + (1,) * (self.out.dim() - 1)
         v = self._randn((bits, *self.out.shape), self.out) * keep.view(shape).to(self.out.dtype)
-        ok = [True]
+        return keep, v
 
-        def post(a: int, e: int, res: list[torch.Tensor]) -> None:
-            for r in res:
-                for b in range(a, e):
-                    if bool((r[b - a][~keep[b]] != 0).any()):
-                        ok[0] = False
+    @staticmethod
+    def _leaks(responses: list[torch.Tensor], keep: torch.Tensor) -> bool:
+        """Does any response ``r[b]`` (one per bit probe) reach a sample outside ``keep[b]``?"""
+        return any(bool((r[b][~keep[b]] != 0).any()) for r in responses for b in range(len(keep)))
 
+    def _samples_separate(self, outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> bool:
+        """The bit test (:meth:`_bit_probes`) of ``v -> grad(outputs, inputs, v)``."""
+        keep, v = self._bit_probes()
+        if not len(keep):
+            return True
+        leak = [False]
         bg = BatchedGrad(outputs, inputs)
-        bg.map(bits, lambda a, e: [v[a:e]], post)
-        if second:
-            self.n_hvp += bg.n_calls
-        else:
-            self.n_vjp += bg.n_calls
-        return ok[0]
+        bg.map(len(keep), lambda a, e: [v[a:e]],
+               lambda a, e, res: leak.__setitem__(0, leak[0] or self._leaks(res, keep[a:e])))
+        self.n_hvp += bg.n_calls
+        return not leak[0]
 
     # ---- the diagonal ------------------------------------------------------------------------
     def factor(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Per-sample loss Hessian blocks ``(N, B, B)`` -> ``(sqrt|lambda| U, sign(lambda))``, or
         None when the loss couples samples."""
         out, N, B = self.out, self.out.shape[0], self.block
-        if not self._samples_separate([self.g_out], [out], second=True):
+        if not self._samples_separate([self.g_out], [out]):
             return None
         cols = torch.zeros(N, B, B, dtype=out.dtype, device=out.device)
         bg = BatchedGrad([self.g_out], [out])
@@ -149,8 +210,6 @@ class GaussNewton:
     def diagonals(self, sites: list[Site], chunk: int | None = None) -> dict[str, torch.Tensor] | None:
         """Diagonals of the weights and biases of ``sites`` (all verified residual-free), or None
         when a sample-coupling check fails."""
-        if not self._samples_separate([self.out], [s.delta for s in sites], second=False):
-            return None
         fac = self.factor()
         if fac is None:
             return None
@@ -161,12 +220,28 @@ class GaussNewton:
             J = s.A.shape[-1]
             Hw = torch.zeros((s.K, J) if s.kind == "dense" else (s.K,), dtype=out.dtype, device=out.device)
             acc[i] = [Hw, torch.zeros(s.K, dtype=out.dtype, device=out.device)]
+        # One batched backward pass serves both the bit test that the network does not couple
+        # samples (the first `nb` cotangents) and the B columns of the factors (the rest); the
+        # columns' results are discarded if the test fails.
+        keep, bits = self._bit_probes()
+        nb = len(keep)
+        cols = S.permute(2, 0, 1).reshape(B, *out.shape)
+        leak = [False]
         bg = BatchedGrad([out], [s.delta for s in sites], chunk)
 
         def make(a: int, e: int) -> list[torch.Tensor]:
-            return [S[:, :, a:e].permute(2, 0, 1).reshape(e - a, *out.shape)]
+            return [torch.cat([bits[a:min(e, nb)], cols[max(a - nb, 0):max(e - nb, 0)]])]
 
         def post(a: int, e: int, res: list[torch.Tensor]) -> None:
+            k = max(0, min(e, nb) - a)                            # bit probes in this chunk
+            if k:
+                leak[0] = leak[0] or self._leaks([r[:k] for r in res], keep[a:a + k])
+            a, res = max(a, nb) - nb, [r[k:] for r in res]
+            e = max(e - nb, 0)
+            if e > a:
+                accumulate(a, e, res)
+
+        def accumulate(a: int, e: int, res: list[torch.Tensor]) -> None:
             sg = sign[:, a:e].T                                   # (P, N)
             for i, (s, r) in enumerate(zip(sites, res)):
                 V = s.canon(r)                                    # (P, N, T, K)
@@ -189,8 +264,10 @@ class GaussNewton:
                         M = (V[p] * A).sum(1)
                         Hw += sg[p] @ (M * M)
 
-        bg.map(B, make, post)
+        bg.map(nb + B, make, post)
         self.n_vjp += bg.n_calls
+        if leak[0]:
+            return None
         result: dict[str, torch.Tensor] = {}
         for i, s in enumerate(sites):
             Hw, Hb = acc[i]
