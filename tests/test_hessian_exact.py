@@ -161,6 +161,34 @@ def test_structural_certificate_of_a_zero_residual():
     unused = torch.zeros(1, requires_grad=True)
     relu = torch.relu(x + d1) @ w
     assert structurally_residual_free(relu, [d1, unused]) == [True, False]
-    assert structurally_residual_free(torch.tanh(x + d1) @ w, [d1]) is None       # curved
-    assert structurally_residual_free((x + d1) * (x + d1), [d1]) is None          # both factors depend
+    assert structurally_residual_free(torch.tanh(x + d1) @ w, [d1]) == [False]    # curved
+    assert structurally_residual_free((x + d1) * (x + d1), [d1]) == [False]       # both factors depend
     assert structurally_residual_free((x + d1) * w.sum(), [d1]) == [True]         # one factor does
+    assert structurally_residual_free(torch.cumsum(x + d1, 0), [d1]) == [None]    # unknown kind
+    d2 = torch.zeros(3, 2, dtype=torch.float64, requires_grad=True)
+    after = torch.relu(torch.tanh(x + d1) @ w + d2)  # d2 is downstream of the tanh: still clean
+    assert structurally_residual_free(after, [d1, d2]) == [False, True]
+
+
+@pytest.mark.parametrize("op, shortcut", [(lambda h: torch.cumsum(h, 1), True), (torch.sin, False)])
+def test_numerical_residual_test_decides_unknown_node_kinds(op, shortcut):
+    """A node kind the graph certificate does not know (cumsum: linear; sin: curved) leaves the
+    decision to the numerical test, which must take the shortcut for the first only."""
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = torch.nn.Linear(4, 6), torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.out(op(self.fc(x)))
+
+    torch.manual_seed(0)
+    m = Net().double().eval()
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g)
+    loss = torch.nn.functional.cross_entropy
+    info: dict = {}
+    diag = hessian_diagonal(m, loss, (x, y), info=info)
+    assert (info["paths"]["fc.weight"] == "gauss-newton") == shortcut
+    assert max_rel_error(diag, reference_diagonal(m, loss, (x, y))) <= 1e-10

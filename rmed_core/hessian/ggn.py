@@ -69,13 +69,24 @@ _PRODUCT_NODES = frozenset("""AddmmBackward0 MmBackward0 BmmBackward0 MvBackward
     BaddbmmBackward0 ConvolutionBackward0 MulBackward0""".split())
 
 
-def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) -> list[bool] | None:
-    """Does every autograd node between the ``deltas`` and ``out`` belong to the certified kinds
-    above, with at most one input of a product depending on the deltas (then ``f`` is piecewise
-    linear in the deltas and the residual is exactly zero)? If so, for each delta whether it
-    reaches ``out``; None means "not certified" (not "nonzero"): the numerical test decides."""
+# Nodes with a curvature of their own (a site behind one of them is not offered the shortcut:
+# declining is always safe, the structured path is exact).
+_CURVED_NODES = frozenset("""TanhBackward0 SigmoidBackward0 GeluBackward0 SiluBackward0 EluBackward0
+    SoftplusBackward0 SoftmaxBackward0 LogSoftmaxBackward0 NativeLayerNormBackward0 NativeBatchNormBackward0
+    CudnnBatchNormBackward0 ExpBackward0 LogBackward0 PowBackward0 PowBackward1 SqrtBackward0
+    RsqrtBackward0 DivBackward0 ReciprocalBackward0""".split())
+
+
+def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) -> list[bool | None]:
+    """Per delta, read off the autograd graph between the ``deltas`` and ``out``: True when every
+    node on every path from it to ``out`` is of a certified kind above (a product only with one
+    factor depending on the deltas) -- then ``f`` is piecewise linear in it and the residual is
+    exactly zero; False when it does not reach ``out``, or a path meets a curved node (a known
+    curved kind, or a product of two factors that depend on the deltas); None when undecided
+    (a node of another kind): the numerical test decides."""
     targets = {id(d) for d in deltas}
     depends: dict = {}  # node -> does it depend on a delta
+    order: list = []    # nodes that depend on a delta, children before parents
     stack = [(out.grad_fn, False)]
     while stack:  # iterative post-order
         fn, expanded = stack.pop()
@@ -90,18 +101,27 @@ def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) ->
             stack.append((fn, True))
             stack.extend((n, False) for n in nexts if n not in depends)
             continue
-        dep = [depends.get(n, False) for n in nexts]
-        depends[fn] = any(dep)
-        if not depends[fn]:
-            continue
+        depends[fn] = any(depends.get(n, False) for n in nexts)
+        if depends[fn]:
+            order.append(fn)
+    # worst verdict on any path from `out` down to each node: 0 clean, 1 undecided, 2 curved
+    worst: dict = {}
+    for fn in reversed(order):  # parents before children
         kind = type(fn).__name__
+        nexts = [n for n, _ in fn.next_functions if n is not None and depends.get(n, False)]
         if kind in _PRODUCT_NODES:
-            if sum(dep) > 1:
-                return None
-        elif kind not in _LINEAR_NODES and kind not in _PIECEWISE_NODES:
-            return None
-    reached = {id(fn.variable) for fn, dep in depends.items() if dep and getattr(fn, "variable", None) is not None}
-    return [id(d) in reached for d in deltas]
+            own = 2 if len(nexts) > 1 else 0
+        elif kind in _LINEAR_NODES or kind in _PIECEWISE_NODES:
+            own = 0
+        else:
+            own = 2 if kind in _CURVED_NODES else 1
+        w = max(worst.get(fn, 0), own)
+        for n in nexts:
+            worst[n] = max(worst.get(n, 0), w)
+    leaf = {id(fn.variable): worst.get(fn, 0) for fn in depends
+            if depends[fn] and getattr(fn, "variable", None) is not None}
+    verdict = {0: True, 1: None, 2: False}
+    return [verdict[leaf[id(d)]] if id(d) in leaf else False for d in deltas]
 
 
 class GaussNewton:
@@ -127,28 +147,32 @@ class GaussNewton:
         return torch.randn(shape, generator=self._gen, dtype=torch.float64).to(like.dtype).to(like.device)
 
     def residual_free(self, sites: list[Site]) -> list[bool]:
-        """Per site: is the residual (certified from the graph's node kinds when it can be,
-        :func:`structurally_residual_free`; else tested numerically) ``R = sum_m c_m d^2 f_m / dz^2`` (``c = dL/df`` held fixed)
-        zero? ``R u`` is the Hessian-vector product of ``phi = <c, f>`` with respect to the outputs
-        ``z`` of all ``sites`` jointly, at one Gaussian ``u``; site ``s`` passes when its block of
+        """Per site: is the residual ``R = sum_m c_m d^2 f_m / dz^2`` (``c = dL/df`` held fixed)
+        zero? Decided from the graph's node kinds where possible
+        (:func:`structurally_residual_free`); the undecided sites are tested numerically: ``R u``
+        is the Hessian-vector product of ``phi = <c, f>`` with respect to their outputs ``z``
+        jointly, at one Gaussian ``u``; site ``s`` passes when its block of
         ``R u`` is *exactly* zero (autograd propagates exact zeros through ReLU and max-pooling). A
         nonzero diagonal block ``R_ss`` gives a nonzero ``(R u)_s`` with probability 1; a nonzero
         off-diagonal block can only make a site fail that would have passed (never the reverse)."""
-        deltas = [s.delta for s in sites]
-        certified = structurally_residual_free(self.out, deltas)
-        if certified is not None:
-            return certified
+        verdict = structurally_residual_free(self.out, [s.delta for s in sites])
+        undecided = [i for i, v in enumerate(verdict) if v is None]
+        if not undecided:
+            return [bool(v) for v in verdict]
+        deltas = [sites[i].delta for i in undecided]
         gphi = torch.autograd.grad(self.out, deltas, self.g_out.detach(), create_graph=True,
                                    allow_unused=True)
         self.n_vjp += 1
         reach = [g is not None for g in gphi]  # a z that does not reach the output cannot pass
         curved = [(g, d) for g, d in zip(gphi, deltas) if g is not None and g.requires_grad]
-        if not curved:  # no second-order path at all
-            return reach
-        us = [self._randn(g.shape, g) for g, _ in curved]
-        ru = torch.autograd.grad([g for g, _ in curved], deltas, us, retain_graph=True, allow_unused=True)
-        self.n_hvp += 1
-        return [ok and (r is None or not bool((r != 0).any())) for ok, r in zip(reach, ru)]
+        if curved:
+            us = [self._randn(g.shape, g) for g, _ in curved]
+            ru = torch.autograd.grad([g for g, _ in curved], deltas, us, retain_graph=True, allow_unused=True)
+            self.n_hvp += 1
+            reach = [ok and (r is None or not bool((r != 0).any())) for ok, r in zip(reach, ru)]
+        for i, ok in zip(undecided, reach):
+            verdict[i] = ok
+        return [bool(v) for v in verdict]
 
     def _bit_probes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Bit-test cotangents in output space: for each bit ``b`` of the sample index, a Gaussian
