@@ -14,12 +14,13 @@ meaningful on a 2-core CPU (minutes per run, exact probes); ``paper`` is as clos
 is known (a transformer with more than 22 parameter tensors, thousands of iterations), for a GPU.
 The paper's own sizes are not known: these are this project's choices.
 
-Why the ``book`` models are this small: the exact Hessian diagonal of a transformer tensor costs
-about ``T * K`` Hessian-vector products (``T`` positions, ``K`` output units; see
-:mod:`rmed_core.hessian.exact`), i.e. about ``(9 L + 2) T d`` for the whole model, and each product
-cost 30-60 ms on the 2-core CPU (engine commit a68f79c). d=32, T=32 needed ~12 minutes per probe;
-d=16, T=16 3,758 products, 225 s; d=16, T=8 (``ptb_lm`` book) about half of that. A faster engine
-allows larger ``book`` models by changing the one ``ScaleSpec`` line.
+Why the ``book`` models are this small: the exact Hessian diagonal of a transformer tensor whose
+positions are coupled costs about ``min(T, d_in) * K`` products (``T`` positions, ``K`` output
+units; see :mod:`rmed_core.hessian.exact`), and every run is probed several times for every seed.
+The whole ``ptb_lm`` book model (d=16, T=8, Hessian batch 8) costs 2,786 products, 1.2 s a probe
+on one CPU thread; d=32 at T=32 costs about 14,000 (``benchmarks/bench_transformer.py``), which
+would put the book's build past its 30-minute budget. A larger ``book`` model is one
+``ScaleSpec`` line away, but its learning rates must then be tuned again.
 
 Learning rates: every optimizer is tuned on the grid :data:`LR_GRID` at each scale by the final
 training loss (:func:`rmed_core.trainer.tune_lr`: mean mini-batch loss over the last 10% of steps,
