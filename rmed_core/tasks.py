@@ -18,9 +18,9 @@ Why the ``book`` models are this small: the exact Hessian diagonal of a transfor
 positions are coupled costs about ``min(T, d_in) * K`` products (``T`` positions, ``K`` output
 units; see :mod:`rmed_core.hessian.exact`), and every run is probed several times for every seed.
 The whole ``ptb_lm`` book model (d=16, T=8, Hessian batch 8) costs 2,786 products, 1.2 s a probe
-on one CPU thread; d=32 at T=32 costs about 14,000 (``benchmarks/bench_transformer.py``), which
-would put the book's build past its 30-minute budget. A larger ``book`` model is one
-``ScaleSpec`` line away, but its learning rates must then be tuned again.
+on one CPU thread; d=32 at T=32 costs about 14,000, five times as many
+(``benchmarks/bench_transformer.py``). A larger ``book`` model is one ``ScaleSpec`` line away;
+its learning rates must then be tuned again, and the book's build time measured again.
 
 Learning rates: every optimizer is tuned on the grid :data:`LR_GRID` at each scale by the final
 training loss (:func:`rmed_core.trainer.tune_lr`: mean mini-batch loss over the last 10% of steps,
