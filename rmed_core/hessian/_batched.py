@@ -8,12 +8,25 @@ graph has no batching rule.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 
 import torch
 
 _MAX_CHUNK = 1024
+
+
+def bit_masks(n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``(ceil(log2 n), n)`` booleans: row ``b`` marks the indices whose bit ``b`` is clear.
+
+    The bit test of a map's block structure over an axis of size ``n``: a random probe supported
+    on row ``b``'s indices must give an exactly zero response off them, for every ``b``; any
+    coupled pair of indices differs in some bit, so ``ceil(log2 n)`` probes see every coupling."""
+    bits = math.ceil(math.log2(n)) if n > 1 else 0
+    idx = torch.arange(n, device=device)
+    return torch.stack([((idx >> b) & 1) == 0 for b in range(bits)]) if bits else \
+        torch.ones(0, n, dtype=torch.bool, device=device)
 
 
 def free_bytes(device: torch.device) -> int:

@@ -39,12 +39,10 @@ backward passes for all of them together instead of ``K`` or more products each.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from ._batched import BatchedGrad
+from ._batched import BatchedGrad, bit_masks
 from ._sites import Site, make_site, unsupported_reason
 from ._validate import Batch, LossFn, check_loss
 from .brute import brute_diagonal
@@ -167,14 +165,13 @@ class StructuredHessian:
         size = (s.N, s.T)[axis - 1]
         if size == 1:
             return True
-        idx = torch.arange(size)
-        bits = math.ceil(math.log2(size))
+        masks = bit_masks(size)
+        bits = len(masks)
         shape = (s.N, s.T, s.K)
         ok = [True]
 
         def mask(b: int) -> torch.Tensor:
-            m = ((idx >> b) & 1) == 0
-            return m.view(-1, 1, 1) if axis == 1 else m.view(1, -1, 1)
+            return masks[b].view(-1, 1, 1) if axis == 1 else masks[b].view(1, -1, 1)
 
         def make(a: int, e: int) -> torch.Tensor:
             v = torch.randn((e - a, *shape), generator=self._gen, dtype=torch.float64)

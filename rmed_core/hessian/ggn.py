@@ -42,11 +42,9 @@ the z-space probes those layers would need; everything else goes the structured 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ._batched import BatchedGrad
+from ._batched import BatchedGrad, bit_masks
 from ._sites import Site
 
 #: largest per-sample output block (``T_f * C``) factored densely, and largest ``N * B^2`` (the
@@ -180,13 +178,9 @@ class GaussNewton:
         ``keep`` ``(bits, N)`` boolean, ``v`` ``(bits, *out.shape)``. A map that does not couple
         samples answers ``v_b`` with exact zeros on the samples where ``keep[b]`` is False; a
         coupled pair differs in some bit, and gives a nonzero response with probability 1."""
-        n = self.out.shape[0]
-        bits = math.ceil(math.log2(n)) if n > 1 else 0
-        idx = torch.arange(n, device=self.out.device)
-        keep = torch.stack([((idx >> b) & 1) == 0 for b in range(bits)]) if bits else \
-            torch.ones(0, n, dtype=torch.bool, device=self.out.device)
-        shape = (bits, n) + (1,) * (self.out.dim() - 1)
-        v = self._randn((bits, *self.out.shape), self.out) * keep.view(shape).to(self.out.dtype)
+        keep = bit_masks(self.out.shape[0], self.out.device)
+        shape = tuple(keep.shape) + (1,) * (self.out.dim() - 1)
+        v = self._randn((len(keep), *self.out.shape), self.out) * keep.view(shape).to(self.out.dtype)
         return keep, v
 
     @staticmethod
