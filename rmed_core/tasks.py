@@ -187,6 +187,26 @@ TASKS: dict[str, Task] = {
 }
 
 
+#: The study model (word-level Penn Treebank): the smallest size at which this project tests the paper's
+#: claim (a choice of this project; the paper's sizes are not known). Pre-LN decoder, d_model 64, 2 blocks,
+#: 4 heads, MLP width 256, 32 tokens of context, batch 32, 1,250 iterations; R_med from the sampled estimate
+#: on a fixed Hessian batch of 16 sequences (512 tokens). ``study-10k`` keeps the full 10k vocabulary.
+STUDY_SCALES: dict[str, ScaleSpec] = {
+    "study": ScaleSpec(dict(level="word", seq_len=32, max_vocab=2000), _tf(64, 2, 4), steps=1250, batch_size=32,
+                       probe_every=250, hessian_batch=16, probe_method="sampled"),
+    "study-10k": ScaleSpec(dict(level="word", seq_len=32, max_vocab=None), _tf(64, 2, 4), steps=1250,
+                           batch_size=64, probe_every=250, hessian_batch=16, probe_method="sampled"),
+}
+
+
+def study_task(size: str = "study") -> tuple[_data.LMData, Callable[[], nn.Module], ScaleSpec]:
+    """The study model's data, a model factory (seed the RNG first) and its sizes;
+    ``size`` is ``"study"`` (vocabulary 2,000) or ``"study-10k"`` (the full vocabulary)."""
+    spec = STUDY_SCALES[check_choice("size", size, STUDY_SCALES)]
+    data = _lm_data(**spec.data)
+    return data, lambda: _lm_model(data, **spec.model), spec
+
+
 def task_names() -> list[str]:
     return sorted(TASKS)
 

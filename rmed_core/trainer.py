@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .devices import select_device, seed_everything
+from .hessian.rmed import METHODS as RMED_METHODS
 from .optim import check_optimizer_name, make_optimizer
 from .provenance import provenance
 from .store import ResultStore
@@ -110,7 +111,7 @@ class TrainConfig:
                 raise ValueError(f"probe_steps={self.probe_steps!r}: expected non-negative integers")
             object.__setattr__(self, "probe_steps", tuple(sorted(set(self.probe_steps))))
         if self.probe_method is not None:
-            check_choice("probe_method", self.probe_method, ("exact", "brute", "sampled"))
+            check_choice("probe_method", self.probe_method, RMED_METHODS)
         check_positive("clip_grad", self.clip_grad, allow_none=True)
 
     def resolved(self) -> "TrainConfig":
@@ -228,7 +229,8 @@ def _probe(cfg: TrainConfig, model: torch.nn.Module, loss_fn: Callable, batch: t
     state.tables["rmed"].extend(df.to_dict("records"))
     if eig is not None:
         state.tables["eig"].extend(dict(step=step, rank=i, eigenvalue=float(v)) for i, v in enumerate(eig.eigenvalues))
-    state.tables["probe"].append(dict(step=step, loss=loss, time_s=time.perf_counter() - t0))
+    state.tables["probe"].append(dict(step=step, loss=loss, time_s=time.perf_counter() - t0,
+                                      products=int(df.attrs.get("products", 0))))
     return None
 
 

@@ -10,9 +10,10 @@ from torch import nn
 
 from rmed_core.hessian.testing import make_case
 from rmed_core.hessian import hessian_diagonal, rmed_per_layer
-from rmed_core.stats import r_med
+from rmed_core.stats import r_med, zero_tolerance
 
-COLUMNS = ["layer", "numel", "r_med", "method", "lower", "upper", "confidence", "h_max", "h_median"]
+COLUMNS = ["layer", "numel", "n_used", "r_med", "undefined", "method", "lower", "upper", "confidence", "h_max",
+           "h_median"]
 
 
 def test_rmed_per_layer_exact_table():
@@ -25,6 +26,44 @@ def test_rmed_per_layer_exact_table():
         assert row.r_med == pytest.approx(r_med(diag[row.layer]))
         assert row.lower == row.upper == row.r_med and math.isnan(row.confidence)
         assert row.h_max / row.h_median == pytest.approx(row.r_med)
+        assert row.undefined == "" and row.n_used == row.numel
+    assert df.attrs["products"] > 0 and df.attrs["seconds"] > 0
+
+
+def test_zero_in_theory_is_undefined_in_any_precision():
+    """The attention key bias: softmax ignores a shift shared by a row of scores, so its diagonal
+    is zero in theory; what autograd returns is rounding noise, reported as undefined."""
+    for dtype in (torch.float32, torch.float64):
+        m, loss, batch = make_case("transformer", dtype=dtype)
+        df = rmed_per_layer(m, loss, batch).set_index("layer")
+        for name in ("blocks.0.attn.k.bias", "blocks.1.attn.k.bias"):
+            assert math.isnan(df.r_med[name]) and df.undefined[name].startswith("zero in theory"), df.loc[name]
+            assert df.h_max[name] <= zero_tolerance(dtype) * df.h_max.max()
+        defined = df[df.undefined == ""]
+        assert len(defined) == len(df) - 2 and (defined.r_med >= 1).all()
+        # the gap the rule relies on: every defined tensor is far above the line
+        assert (defined.h_max > 30 * zero_tolerance(dtype) * df.h_max.max()).all()
+
+
+def test_embedding_rows_absent_from_the_batch_are_not_entries():
+    m, loss, (x, y) = make_case("transformer")
+    x = x % 3  # tokens 0..2 only: rows 3..6 of the embedding get no gradient
+    df = rmed_per_layer(m, loss, (x, y)).set_index("layer")
+    ids = torch.unique(x)
+    assert df.n_used["tok.weight"] == len(ids) * m.tok.weight.shape[1] < df.numel["tok.weight"]
+    h = hessian_diagonal(m, loss, (x, y), params=["tok.weight"])["tok.weight"]
+    assert float(h[3:].abs().max()) == 0.0
+    assert df.r_med["tok.weight"] == pytest.approx(r_med(h[ids]))
+    assert df.n_used["pos.weight"] == df.numel["pos.weight"]  # every position is in the batch
+
+
+def test_median_zero_is_undefined():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        net[0].bias.copy_(torch.tensor([1.0, -50.0, -50.0, -50.0]))  # three dead units
+    x, y = torch.randn(6, 3, dtype=torch.float64), torch.randint(0, 2, (6,))
+    df = rmed_per_layer(net, F.cross_entropy, (x, y)).set_index("layer")
+    assert df.undefined["0.weight"].startswith("median is zero") and math.isnan(df.r_med["0.weight"])
 
 
 def test_bad_inputs_raise_clear_errors():

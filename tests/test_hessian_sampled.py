@@ -1,44 +1,90 @@
-"""The certified estimate: the interval covers the exact R_med at (at least) the stated rate."""
+"""The sampled estimate: its interval covers the exact R_med at (at least) the stated rate at every
+allowed sample size, sizes that cannot deliver the confidence are refused, and the undefined rule
+holds for it too."""
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
+from scipy.stats import binom
 
 from rmed_core.hessian import rmed_per_layer
-from rmed_core.hessian.sampled import order_statistic_ranks
+from rmed_core.hessian.sampled import min_samples, order_statistic_ranks, post_stratified_median
 from rmed_core.hessian.testing import make_case
 
 
 def test_order_statistic_ranks():
-    from scipy.stats import binom
     l, u = order_statistic_ranks(100, 0.0125)
     assert binom.cdf(l - 1, 100, 0.5) <= 0.0125 and binom.sf(u - 1, 100, 0.5) <= 0.0125
     assert l < 50 < u
+    for m in range(min_samples(0.95), 40):  # every allowed size keeps each tail within alpha/4
+        l, u = order_statistic_ranks(m, 0.0125)
+        assert binom.cdf(l - 1, m, 0.5) <= 0.0125 and binom.sf(u - 1, m, 0.5) <= 0.0125
+
+
+@pytest.mark.parametrize("n_samples, match", [(1, "at least 7"), (2, "at least 7"), (6, "at least 7"),
+                                              (-3, "positive integer"), (2.5, "positive integer")])
+def test_sample_sizes_that_cannot_deliver_are_refused(n_samples, match):
+    m, loss, batch = make_case("mlp_tanh")
+    with pytest.raises(ValueError, match=match):
+        rmed_per_layer(m, loss, batch, method="sampled", n_samples=n_samples)
+
+
+@pytest.mark.parametrize("confidence", [0.0, 1.0, 1.5, "high"])
+def test_impossible_confidence_is_refused(confidence):
+    m, loss, batch = make_case("mlp_tanh")
+    with pytest.raises(ValueError, match="confidence"):
+        rmed_per_layer(m, loss, batch, method="sampled", confidence=confidence)
+
+
+def test_post_stratified_median():
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert post_stratified_median(x, torch.zeros(4, dtype=torch.long), torch.tensor([1.0])) == 2.5
+    # two cells of equal share; the draws over-represent the lower cell 3:1 -- post-stratification
+    # gives each cell its share, so the median sits at the boundary between them
+    x = torch.tensor([1.0, 1.1, 1.2, 10.0])
+    cell = torch.tensor([0, 0, 0, 1])
+    assert post_stratified_median(x, cell, torch.tensor([0.5, 0.5])) == pytest.approx((1.2 + 10.0) / 2)
+    # an empty cell passes its share to the nearest filled one
+    assert post_stratified_median(x, cell, torch.tensor([0.25, 0.5, 0.25])) == 10.0
 
 
 # the transformer: a subset covering each path (brute-force tied embedding, attention, LayerNorm,
-# GELU MLP, the zero-in-theory key bias, the final LayerNorm), to keep the test short
+# GELU MLP, the final LayerNorm), and the tanh MLP; exact_below=0 so every tensor is sampled
 SUBSETS = {"mlp_tanh": None,
-           "transformer_tied": ["tok.weight", "pos.weight", "blocks.0.attn.q.weight", "blocks.0.attn.k.bias",
+           "transformer_tied": ["tok.weight", "pos.weight", "blocks.0.attn.q.weight", "blocks.0.attn.v.bias",
                                 "blocks.0.ln1.weight", "blocks.0.fc.weight", "blocks.0.out.bias", "ln_f.bias"]}
 
 
 @pytest.mark.parametrize("case", list(SUBSETS))
-def test_sampled_interval_covers_exact(case):
+@pytest.mark.parametrize("n_samples", [7, 8, 12, 40])
+def test_sampled_interval_covers_exact(case, n_samples):
     m, loss, batch = make_case(case)
     params = SUBSETS[case]
     exact = rmed_per_layer(m, loss, batch, params=params).set_index("layer")
-    # blocks that are zero in theory (the attention key bias: softmax ignores a per-row shift)
-    # hold rounding noise, whose "R_med" is meaningless: they are not counted
-    noise = exact.h_max <= 1e-9 * exact.h_max.max()
     hits = total = 0
-    for seed in range(4):
-        df = rmed_per_layer(m, loss, batch, method="sampled", params=params, seed=seed, confidence=0.9, n_samples=40)
-        assert (df.method == "sampled").all() and (df.confidence == 0.9).all()
+    for seed in range(6):
+        df = rmed_per_layer(m, loss, batch, method="sampled", params=params, seed=seed, n_samples=n_samples,
+                            exact_below=0, n_candidates=2, bound_steps=8)
+        assert (df.method == "sampled").all() and (df.confidence == 0.95).all()
+        assert df.attrs["products"] > 0
         for _, row in df.iterrows():
-            assert row.lower <= row.r_med <= row.upper, row
-            if noise[row.layer]:
-                continue
+            assert row.lower <= row.r_med * (1 + 1e-12) and row.r_med <= row.upper * (1 + 1e-12), row
             total += 1
             r = exact.r_med[row.layer]
             hits += row.lower <= r * (1 + 1e-9) and r <= row.upper * (1 + 1e-9)
-    assert total > 0 and hits / total >= 0.9, (hits, total)
+    assert total > 0 and hits / total >= 0.95, (hits, total)
+
+
+def test_sampled_small_tensors_are_exact_and_zero_in_theory_is_undefined():
+    m, loss, batch = make_case("transformer")
+    exact = rmed_per_layer(m, loss, batch).set_index("layer")
+    df = rmed_per_layer(m, loss, batch, method="sampled").set_index("layer")
+    small = exact.index[exact.numel <= 8]  # biases and LayerNorm parameters: K = 8 products each
+    for name in small:
+        if exact.undefined[name]:
+            assert math.isnan(df.r_med[name]) and df.undefined[name].startswith("zero in theory")
+        else:
+            assert df.r_med[name] == pytest.approx(exact.r_med[name], rel=1e-9)
+    assert df.undefined["blocks.0.attn.k.bias"].startswith("zero in theory")

@@ -22,7 +22,8 @@ class HessianOperator:
         check_dropout(model)
         self.params = select_params(model, params)
         tensors = list(self.params.values())
-        loss = check_loss(loss_fn(model(inputs), targets))
+        output = model(inputs)
+        loss = check_loss(loss_fn(output, targets))
         grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
         self.grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, tensors)]
         self.tensors = tensors
@@ -31,7 +32,8 @@ class HessianOperator:
         self.dtype, self.device = tensors[0].dtype, tensors[0].device
         live = [i for i, g in enumerate(self.grads) if g.requires_grad]
         self._live = live
-        self._bg = BatchedGrad([self.grads[i] for i in live], [tensors[i] for i in live], chunk) if live else None
+        self._bg = BatchedGrad([self.grads[i] for i in live], [tensors[i] for i in live], chunk,
+                               activations=[output] if isinstance(output, torch.Tensor) else []) if live else None
         self.n_hvp = 0
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,9 @@ def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
     """Exact Hessian diagonal of ``loss_fn(model(inputs), targets)`` for each tensor in
     ``params`` (name -> parameter), by one-hot HVPs. ``info['n_hvp']`` counts the HVPs."""
     inputs, targets = batch
-    loss = check_loss(loss_fn(model(inputs), targets))
+    output = model(inputs)
+    loss = check_loss(loss_fn(output, targets))
+    acts = [output] if isinstance(output, torch.Tensor) else []
     names, tensors = list(params), list(params.values())
     grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
     out: dict[str, torch.Tensor] = {}
@@ -37,7 +39,7 @@ def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
             continue
         numel = p.numel()
         diag = torch.empty(numel, dtype=p.dtype, device=p.device)
-        bg = BatchedGrad([g], [p], chunk)
+        bg = BatchedGrad([g], [p], chunk, activations=acts)
 
         def make(s: int, e: int, numel: int = numel, p: torch.Tensor = p) -> list[torch.Tensor]:
             v = torch.zeros(e - s, numel, dtype=p.dtype, device=p.device)
@@ -60,7 +62,8 @@ def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p:
                   flat: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
     """Exact diagonal entries ``flat`` (flattened indices) of tensor ``p``: one HVP each."""
     inputs, targets = batch
-    loss = check_loss(loss_fn(model(inputs), targets))
+    output = model(inputs)
+    loss = check_loss(loss_fn(output, targets))
     (g,) = torch.autograd.grad(loss, [p], create_graph=True, allow_unused=True)
     if g is None or not g.requires_grad:
         return torch.zeros(len(flat), dtype=p.dtype)
@@ -75,5 +78,6 @@ def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p:
     def post(s: int, e: int, res: list[torch.Tensor]) -> None:
         out[s:e] = res[0].reshape(e - s, -1)[torch.arange(e - s), flat[s:e]].detach()
 
-    BatchedGrad([g], [p], chunk).map(len(flat), make, post)
+    BatchedGrad([g], [p], chunk, activations=[output] if isinstance(output, torch.Tensor) else []).map(
+        len(flat), make, post)
     return out

@@ -44,7 +44,8 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
     chosen = select_params(model, params)
     check_dropout(model)
     if method not in METHODS:
-        raise ValueError(f"method={method!r} is not known; use one of {METHODS} (or rmed_per_layer's 'sampled')")
+        raise ValueError(f"method={method!r} is not known; use one of {METHODS} (the sampled estimate is "
+                         "rmed_per_layer(..., method='sampled'): it estimates R_med, not the whole diagonal)")
     info = {} if info is None else info
     if method == "brute":
         out = brute_diagonal(model, loss_fn, batch, chosen, chunk=chunk, info=info)

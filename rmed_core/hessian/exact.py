@@ -135,6 +135,7 @@ class StructuredHessian:
             if s is not None and (s.weight or s.bias):
                 self.sites.append(s)
         self.loss = loss
+        self._activations = [output] if isinstance(output, torch.Tensor) else []
         self._have_g = False
         self.gn = None
         if self.sites and isinstance(output, torch.Tensor) and output.requires_grad:
@@ -156,7 +157,7 @@ class StructuredHessian:
 
     # ---- products in z-space ------------------------------------------------------------------
     def _map(self, s: Site, n: int, make, post) -> None:
-        bg = BatchedGrad([s.g], [s.delta], self.chunk)
+        bg = BatchedGrad([s.g], [s.delta], self.chunk, activations=self._activations)
         bg.map(n, lambda a, b: [s.native(make(a, b))], lambda a, b, r: post(a, b, s.canon(r[0])))
         self.n_hvp += bg.n_calls
 
@@ -213,22 +214,9 @@ class StructuredHessian:
         want_w = s.weight is not None
         ar = lambda e: torch.arange(e, device=dev)  # noqa: E731
 
-        def unit_probes(a: int, e: int) -> torch.Tensor:  # 1 (x) e_i
-            v = torch.zeros(e - a, N, T, K, dtype=dt, device=dev)
-            v[ar(e - a), :, :, ar(e - a) + a] = 1
-            return v
-
         if pos_indep or not want_w:
-            D = torch.zeros(N, T, K, dtype=dt, device=dev)
-            S = torch.zeros(K, dtype=dt, device=dev)
-
-            def post_a(a: int, e: int, r: torch.Tensor) -> None:
-                if pos_indep:
-                    D[..., a:e] = r.diagonal(offset=a, dim1=0, dim2=3)[..., : e - a]
-                S[a:e] = r[ar(e - a), :, :, ar(e - a) + a].sum((1, 2))
-
-            self._map(s, K, unit_probes, post_a)
-            Hb = S
+            D = self.unit_responses(s)  # with independent positions, (H u_i)[n,t,i] = B_{n,i}[t,t]
+            Hb = D.sum((0, 1))
             if want_w:
                 Hw = torch.einsum("ntk,ntj->kj", D, A * A) if s.kind == "dense" else (D * A * A).sum((0, 1))
         else:
@@ -275,15 +263,73 @@ class StructuredHessian:
 
                 self._map(s, nw, make_c, post_c)
                 if s.bias:
-                    def post_1(a: int, e: int, r: torch.Tensor) -> None:
-                        Hb[a:e] = r[ar(e - a), :, :, ar(e - a) + a].sum((1, 2))
-
-                    self._map(s, K, unit_probes, post_1)
+                    Hb = self.unit_responses(s).sum((0, 1))
         if s.weight:
             out[s.weight] = s.weight_matrix_to_param(Hw).detach()
         if s.bias:
             out[s.bias] = Hb.detach()
         return out
+
+    # ---- queries for estimates -----------------------------------------------------------------
+    def unit_responses(self, s: Site) -> torch.Tensor:
+        """``R[n,t,i] = ((d^2L/dz^2) u_i)[n,t,i]`` for the ``K`` probes ``u_i = 1 (x) e_i``: the row
+        sums ``sum_t' B_{n,i}[t,t']`` (the diagonal ``B_{n,i}[t,t]`` when positions are
+        independent). ``K`` products; zeros where the loss is at most linear in ``z``."""
+        self.site_grads()
+        dt, dev = s.delta.dtype, s.delta.device
+        R = torch.zeros(s.N, s.T, s.K, dtype=dt, device=dev)
+        if s.g is None:
+            return R
+        ar = lambda e: torch.arange(e, device=dev)  # noqa: E731
+
+        def make(a: int, e: int) -> torch.Tensor:
+            v = torch.zeros(e - a, s.N, s.T, s.K, dtype=dt, device=dev)
+            v[ar(e - a), :, :, ar(e - a) + a] = 1
+            return v
+
+        def post(a: int, e: int, r: torch.Tensor) -> None:
+            R[..., a:e] = r.diagonal(offset=a, dim1=0, dim2=3)[..., : e - a]
+
+        self._map(s, s.K, make, post)
+        return R
+
+    def entries(self, s: Site, attr: str, flat: torch.Tensor) -> torch.Tensor:
+        """Exact diagonal entries at ``flat`` (indices into the flattened parameter ``attr`` of
+        site ``s``), one z-space product each: ``u = A_{.,.,j} (x) e_i`` (weight) or ``1 (x) e_i``
+        (bias), ``h = <u, (d^2L/dz^2) u>`` -- valid whatever the sample/position structure."""
+        return site_entries(self, s, attr, flat)
+
+    def sample_norm_bounds(self, s: Site, steps: int, delta: float) -> torch.Tensor:
+        """Upper bounds ``beta_n >= ||B_n||_2`` on the norm of each sample's block of
+        ``d^2L/dz^2`` (``T K`` square), all holding together with probability ``>= 1 - delta``:
+        Lanczos on ``B_n^2`` from Gaussian starts, the ``N`` runs in lockstep (one product serves
+        every sample, the samples being verified independent), ``2 steps`` products; the bound of
+        :func:`.lanczos.norm_upper_bound` at ``delta / N`` each."""
+        import numpy as np
+
+        from .lanczos import lanczos, norm_upper_bound
+
+        self.site_grads()
+        if s.g is None:
+            return torch.zeros(s.N, dtype=torch.float64)
+        if not self._block_diagonal(s, 1):
+            s.merge_samples()
+        N, dim = s.N, s.T * s.K
+        rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=self._gen)))
+        dt, dev = s.delta.dtype, s.delta.device
+
+        def apply(vs: list) -> list:
+            V = torch.from_numpy(np.stack(vs)).to(dt).to(dev).reshape(1, N, s.T, s.K)
+            out = []
+
+            def post(a: int, e: int, r: torch.Tensor) -> None:
+                out.append(r[0])
+
+            self._map(s, 1, lambda a, e: V, post)
+            return list(out[0].reshape(N, dim).double().cpu().numpy())
+
+        runs = lanczos(lambda vs: apply(apply(vs)), [rng.standard_normal(dim) for _ in range(N)], steps)
+        return torch.tensor([norm_upper_bound(r, dim, delta / N) for r in runs], dtype=torch.float64)
 
     @staticmethod
     def probe_estimate(s: Site) -> int:

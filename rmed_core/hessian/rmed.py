@@ -1,17 +1,22 @@
 """``rmed_per_layer``: R_med of every parameter tensor, as a table."""
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import Iterable
 
 import pandas as pd
-import torch
 from torch import nn
 
-from ..stats import median, r_med
+from ..validation import check_choice
 from ._validate import Batch, LossFn
+from .diagonal import hessian_diagonal
+from .sampled import sampled_rmed
+from .table import COLUMNS, embedding_rows, summary_row
 
-COLUMNS = ["layer", "numel", "r_med", "method", "lower", "upper", "confidence", "h_max", "h_median"]
+#: The methods of :func:`rmed_per_layer` (the one registry; ``TrainConfig.probe_method`` checks
+#: against it): the whole diagonal exactly (``exact``: structured; ``brute``: one product per
+#: entry), or the sampled estimate with its interval.
+METHODS = ("exact", "brute", "sampled")
 
 
 def rmed_per_layer(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params: Iterable[str] | None = None,
@@ -30,20 +35,29 @@ def rmed_per_layer(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params: I
         **kw: passed to the method.
 
     Returns:
-        One row per tensor with columns ``layer`` (name), ``numel``, ``r_med``, ``method``,
+        One row per tensor with columns ``layer`` (name), ``numel``, ``n_used`` (the entries the
+        statistic is taken over: an embedding's rows of the tokens in the batch, else all),
+        ``r_med`` (NaN when undefined), ``undefined`` (the reason, or ``""``), ``method``,
         ``lower``, ``upper``, ``confidence``, ``h_max`` (max |h|), ``h_median`` (median |h|; for
         ``"sampled"`` the estimates).
-    """
-    if method == "sampled":
-        from .sampled import sampled_rmed
-        return sampled_rmed(model, loss_fn, batch, params=params, confidence=confidence, seed=seed, **kw)
-    from .diagonal import hessian_diagonal
 
-    diag = hessian_diagonal(model, loss_fn, batch, params=params, method=method, **kw)
-    rows = []
-    for name, h in diag.items():
-        a = h.detach().abs()
-        r = r_med(a)
-        rows.append(dict(layer=name, numel=a.numel(), r_med=r, method=method, lower=r, upper=r,
-                         confidence=math.nan, h_max=float(a.max()), h_median=float(median(a))))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    The table's ``attrs`` hold the probe's cost: ``products`` (Hessian-vector and z-space products)
+    and ``seconds``.
+
+    Undefined (:func:`rmed_core.stats.undefined_reason`): a tensor whose diagonal is zero in theory
+    -- its largest entry is rounding noise relative to the largest entry of all tensors measured in
+    the call -- or whose median is zero gets ``r_med = NaN`` and the reason, never a number.
+    """
+    check_choice("method", method, METHODS)
+    if method == "sampled":
+        return sampled_rmed(model, loss_fn, batch, params=params, confidence=confidence, seed=seed, **kw)
+    t0 = time.perf_counter()
+    info = kw.pop("info", None)
+    info = {} if info is None else info
+    diag = hessian_diagonal(model, loss_fn, batch, params=params, method=method, info=info, **kw)
+    emb = embedding_rows(model, batch, diag)
+    scale = max(float(h.detach().abs().max()) for h in diag.values())
+    rows = [summary_row(name, h, emb.get(name), scale, method) for name, h in diag.items()]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df.attrs.update(products=info.get("n_hvp", 0), seconds=time.perf_counter() - t0)
+    return df

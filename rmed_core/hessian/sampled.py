@@ -1,30 +1,46 @@
-"""A certified estimate of R_med from a few exact diagonal entries (``method="sampled"``).
+"""The sampled estimate of R_med: exact entries at well-chosen coordinates (``method="sampled"``).
 
-For one parameter tensor with diagonal ``h`` (``n`` entries) and confidence ``1 - alpha``:
+At the study size the exact diagonal of a token-shared layer costs about ``min(T, J) K``
+products (:mod:`.exact`), as much as brute force once ``T >= J``. This estimate spends a small,
+fixed number of exact entries per tensor instead, chosen so that both parts of
+``R_med = max|h| / median|h|`` are accurate, and says what it guarantees.
 
-* **Median.** ``m`` coordinates are drawn uniformly *with replacement*; their entries ``|h|`` are
-  computed exactly (one z-space probe each, :func:`.exact.site_entries`; one HVP each for
-  brute-force parameters). With sorted sample ``x_(1) <= ... <= x_(m)`` and ``B ~ Bin(m, 1/2)``,
-  the distribution-free order-statistic interval (e.g. Conover, *Practical Nonparametric
-  Statistics*, 3.2) gives ``P(x_(l) <= median|h| <= x_(u)) >= 1 - P(B < l) - P(B >= u)``:
-  ``x_(l) > median`` needs fewer than ``l`` draws at or below the upper middle value, each draw
-  being so with probability ``>= 1/2`` (symmetrically for ``u``). ``l, u`` are chosen so that each
-  tail is ``<= alpha/4``.
-* **Maximum.** A lower bound is exact: the largest verified entry among the samples and the top
-  ``n_candidates`` of a cheap proxy (the bias-style products ``1 (x) e_i``, ``K`` probes, give
-  ``sum_{t'} B_{n,i}[t,t']`` and rank the weights by ``sum_{n,t} A_{ntj}^2 (...)``). An upper bound
-  comes from ``max_k |H_kk| <= ||H_block||_2``: ``k`` Lanczos steps on ``H_block^2`` from a random
-  start give ``theta <= ||H||^2`` and, by Kuczynski & Wozniakowski (1992, Thm 4.1),
-  ``P(theta < (1 - eps) ||H||^2) <= 1.648 sqrt(n) exp(-sqrt(eps) (2k - 1))``; ``eps`` is set so that
-  this is ``alpha/2``, and ``max|h| <= sqrt(theta / (1 - eps))``.
-* **Union bound.** The median interval fails with probability ``<= alpha/2`` and the norm bound
-  with probability ``<= alpha/2``, so with probability ``>= 1 - alpha`` both hold and
-  ``R_med in [max_lower / x_(u), max_upper / x_(l)]``. The point estimate is
-  ``max_lower / (sample median)``.
+For one tensor with diagonal ``h`` (the entries the statistic is taken over, ``n`` of them; an
+embedding's rows of the tokens in the batch) and confidence ``1 - alpha``:
+
+* **Small tensors are exact.** A tensor whose exact diagonal costs at most ``exact_below``
+  products (biases and LayerNorm parameters: ``K`` products) is computed whole.
+* **A proxy ranks every entry for free.** The per-token squared gradients
+  ``p_{ij} = sum_{n,t} A_{ntj}^2 g_{nti}^2`` (``g = dL/dz``, from the one backward pass the
+  products need anyway): an empirical-Fisher diagonal that ignores the coupling of positions.
+  It is only used to *choose* coordinates, never as a value.
+* **Maximum.** The ``n_candidates`` entries with the largest proxy are computed exactly, as are
+  the samples below; the largest verified entry is a hard lower bound and the point estimate.
+  An upper bound (``bound_steps > 0``): with ``B_n`` sample ``n``'s block of ``d^2L/dz^2`` and
+  ``a_{nj}`` the feature column, ``|H_{ij}| = |sum_n a_{nj}^T B_{n,i} a_{nj}| <= sum_n ||B_n||_2
+  ||a_{nj}||^2``; ``||B_n||_2`` is bounded by Lanczos on ``B_n^2`` (all samples in lockstep,
+  ``2 bound_steps`` products a layer; Kuczynski & Wozniakowski 1992), holding with probability
+  ``>= 1 - alpha/2`` for all tensors together (union bound). A norm bound: valid, not tight.
+* **Median.** ``n_samples`` coordinates drawn uniformly with replacement and computed exactly.
+  The distribution-free order-statistic interval (Conover, *Practical Nonparametric Statistics*,
+  3.2) ``P(x_(l) <= median <= x_(u)) >= 1 - P(B < l) - P(B >= u)``, ``B ~ Bin(m, 1/2)``, with
+  each tail ``<= alpha/4`` per tensor. The point estimate is *post-stratified* (e.g. Cochran,
+  *Sampling Techniques*, 5A.9): the proxy's quantiles cut the tensor into ``strata`` cells of known
+  size ``w_s``, and the median of ``F(c) = sum_s w_s F_s(c)`` (``F_s`` the empirical distribution of
+  the draws that fell in cell ``s``) removes most of the sampling noise the proxy explains.
+* **Union bound.** Median interval and maximum bound fail with probability at most ``alpha/2``
+  each, so ``R_med in [max_lower / x_(u), max_upper / x_(l)]`` with probability ``>= 1 - alpha``.
+
+Parameters without a structured site (tied weights, unsupported modules) get their entries by
+brute force (one Hessian-vector product each) and the block-norm bound of the parameter-space
+Hessian. Sample sizes that cannot deliver the confidence asked for are refused
+(:func:`min_samples`). The measured accuracy against the exact method is in
+``benchmarks/results/study_sampled_vs_exact.md``.
 """
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -32,175 +48,261 @@ import torch
 from scipy.stats import binom
 from torch import nn
 
-from ..stats import median
+from ..stats import median, undefined_reason
+from ..validation import check_positive
 from ._hvp import HessianOperator
 from ._validate import Batch, LossFn, check_batch, check_dropout, select_params
-from .exact import StructuredHessian, site_entries
-from .rmed import COLUMNS
+from .exact import StructuredHessian
+from .lanczos import lanczos, norm_upper_bound
+from .table import COLUMNS, embedding_rows, summary_row, used_entries
+
+__all__ = ["sampled_rmed", "order_statistic_ranks", "min_samples", "post_stratified_median"]
+
+
+def min_samples(confidence: float) -> int:
+    """The fewest draws for which the order-statistic interval of the median can hold with
+    probability ``confidence``: each tail is ``P(B < 1) = 2^-m <= alpha/4`` at best."""
+    return math.ceil(math.log2(4 / (1 - confidence)))
 
 
 def order_statistic_ranks(m: int, tail: float) -> tuple[int, int]:
-    """1-based ranks ``l <= u`` with ``P(Bin(m,1/2) < l) <= tail`` and ``P(Bin(m,1/2) >= u) <= tail``
-    (``l = 1``/``u = m`` and the bound simply weaker when ``m`` is too small)."""
-    l = int(binom.ppf(tail, m, 0.5))          # P(B <= l-1) <= tail  <=>  P(B < l) <= tail
-    while l > 0 and binom.cdf(l - 1, m, 0.5) > tail:
+    """1-based ranks ``l <= u`` with ``P(Bin(m,1/2) < l) <= tail`` and ``P(Bin(m,1/2) >= u) <= tail``.
+
+    Raises ``ValueError`` when ``m`` is too small for any such pair (``2^-m > tail``)."""
+    if 0.5 ** m > tail:
+        raise ValueError(f"n_samples={m} draws cannot bound the median with tail probability {tail:g}: "
+                         f"need at least {math.ceil(math.log2(1 / tail))}")
+    l = max(int(binom.ppf(tail, m, 0.5)), 1)  # P(B <= l-1) <= tail  <=>  P(B < l) <= tail
+    while l > 1 and binom.cdf(l - 1, m, 0.5) > tail:
         l -= 1
-    l = max(l, 1)
-    u = m + 1 - l
-    return l, u
+    return l, m + 1 - l
 
 
-def block_norm_upper(op: HessianOperator, steps: int, delta: float, seed: int) -> tuple[list[float], int]:
-    """For every tensor (diagonal block ``H_b`` of ``op``), an upper bound on ``||H_b||_2`` that
-    holds with probability >= 1 - delta (module doc), and the number of HVPs spent.
+def post_stratified_median(x: torch.Tensor, cell: torch.Tensor, weights: torch.Tensor) -> float:
+    """The median of ``F(c) = sum_s w_s F_s(c)``: draws ``x`` that fell in cells ``cell`` (ints),
+    cells of known population shares ``weights``. Cells without a draw pass their share to the
+    nearest cell that has one (so ``F`` stays a distribution)."""
+    x, cell = x.double().cpu(), cell.cpu()
+    S = len(weights)
+    have = torch.zeros(S, dtype=torch.bool)
+    have[cell] = True
+    idx = torch.nonzero(have).flatten()
+    w = torch.zeros(S, dtype=torch.float64)
+    for s in range(S):  # reassign empty cells' shares to the nearest filled cell
+        w[idx[(idx - s).abs().argmin()]] += float(weights[s])
+    counts = torch.bincount(cell, minlength=S).double()
+    mass = w[cell] / counts[cell]  # each draw carries its cell's share equally
+    order = torch.argsort(x)
+    cum = torch.cumsum(mass[order], 0)
+    k = int(torch.searchsorted(cum, torch.tensor(0.5, dtype=torch.float64) - 1e-12))
+    k = min(k, len(x) - 1)
+    lo = float(x[order[k]])
+    if abs(float(cum[k]) - 0.5) < 1e-12 and k + 1 < len(x):  # F reaches 1/2 exactly: average
+        return (lo + float(x[order[k + 1]])) / 2
+    return lo
 
-    The Lanczos runs on ``H_b^2`` advance in lockstep: each step is two batched products whose
-    ``b``-th column is supported on block ``b`` (restricting ``H v`` to block ``b`` gives
-    ``H_b v_b``), so all blocks cost ``2 * steps`` backward passes, not ``2 * steps`` per block."""
-    sizes = op.sizes
-    offs = np.cumsum([0] + sizes)
-    B = len(sizes)
-    rng = np.random.default_rng(seed)
-    k = [max(1, min(steps, n)) for n in sizes]
-    m = max(k)
-    Q = [np.zeros((n, m)) for n in sizes]
-    alpha, beta = np.zeros((B, m)), np.zeros((B, m))
-    q = [v / np.linalg.norm(v) for v in (rng.standard_normal(n) for n in sizes)]
-    done = [False] * B
-    used = [0] * B
 
-    def blockwise(vecs: list[np.ndarray]) -> list[np.ndarray]:
-        V = torch.zeros(op.dim, B, dtype=torch.float64)
-        for b in range(B):
-            V[offs[b]:offs[b + 1], b] = torch.from_numpy(vecs[b])
-        Y = op.matmat(V).double().cpu().numpy()
-        return [Y[offs[b]:offs[b + 1], b] for b in range(B)]
-
-    for j in range(m):
-        active = [b for b in range(B) if not done[b] and j < k[b]]
-        if not active:
-            break
-        for b in active:
-            Q[b][:, j] = q[b]
-        w = blockwise(blockwise([q[b] if b in active else np.zeros(sizes[b]) for b in range(B)]))
-        for b in active:
-            used[b] = j + 1
-            qb = Q[b][:, : j + 1]
-            alpha[b, j] = q[b] @ w[b]
-            wb = w[b] - qb @ (qb.T @ w[b])
-            wb = wb - qb @ (qb.T @ wb)
-            nb = np.linalg.norm(wb)
-            if j + 1 < k[b]:
-                if nb < 1e-12 * max(1.0, abs(alpha[b, j])):
-                    done[b] = True  # invariant subspace: its Ritz values are exact
-                    continue
-                beta[b, j] = nb
-                q[b] = wb / nb
-    out = []
-    for b in range(B):
-        u = used[b]
-        T = np.diag(alpha[b, :u]) + np.diag(beta[b, : u - 1], 1) + np.diag(beta[b, : u - 1], -1)
-        theta = float(np.linalg.eigvalsh(T).max())
-        if done[b] or u >= sizes[b]:  # Krylov space exhausted: theta is exact
-            out.append(math.sqrt(max(theta, 0.0)))
-            continue
-        eps = (math.log(1.648 * math.sqrt(sizes[b]) / delta) / (2 * u - 1)) ** 2
-        out.append(math.inf if eps >= 1 else math.sqrt(max(theta, 0.0) / (1 - eps)))
-    return out, 2 * m * B
+def _proxy(s, attr: str) -> torch.Tensor:
+    """Per-token squared gradients of the parameter, flattened like the parameter (module doc)."""
+    g2 = s.canon(s.g.detach()[None])[0].double() ** 2  # (N, T, K)
+    if attr == "bias":
+        return g2.sum((0, 1))
+    A2 = s.A.double() ** 2
+    if s.kind == "diag":
+        return (g2 * A2).sum((0, 1))
+    p = torch.einsum("ntk,ntj->kj", g2, A2)
+    return (p.T if type(s.module) is nn.Embedding else p).flatten()
 
 
 def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None, confidence: float = 0.95,
-                 seed: int = 0, n_samples: int = 64, n_candidates: int = 8, lanczos_steps: int = 20,
-                 chunk: int | None = None, info: dict | None = None) -> pd.DataFrame:
-    """R_med per tensor as an interval holding the exact value with probability >= ``confidence``
-    (module docstring). Columns as :func:`rmed_per_layer`; ``info['n_hvp']`` counts products.
-    ``lanczos_steps=0`` skips the upper bound on the maximum (``upper`` is then ``inf``)."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence}: must be in (0, 1)")
+                 seed: int = 0, n_samples: int = 160, n_candidates: int = 32, strata: int = 8,
+                 exact_below: int = 256, bound_steps: int = 20, chunk: int | None = None,
+                 progress: bool | None = None) -> pd.DataFrame:
+    """R_med per tensor: a point estimate and an interval holding the exact value with
+    probability ``>= confidence`` (module docstring). Columns as :func:`rmed_per_layer`; the
+    table's ``attrs`` hold the cost (``products``: Hessian-vector products and z-space products,
+    ``seconds``).
+
+    Args:
+        n_samples: uniform draws per tensor for the median (at least :func:`min_samples`).
+        n_candidates: entries with the largest proxy computed exactly, for the maximum.
+        strata: proxy cells of the post-stratified median.
+        exact_below: tensors whose exact diagonal costs at most this many products are exact.
+        bound_steps: Lanczos steps of the upper bound on the maximum; 0 skips it (``upper = inf``).
+        progress: a tqdm bar over tensors (default: when stderr is a terminal).
+    """
+    if not (isinstance(confidence, float | int) and 0 < confidence < 1):
+        raise ValueError(f"confidence={confidence!r}: must be a number in (0, 1)")
+    for name, v in dict(n_samples=n_samples, strata=strata).items():
+        check_positive(name, v, integer=True)
+    for name, v in dict(n_candidates=n_candidates, exact_below=exact_below, bound_steps=bound_steps).items():
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            raise ValueError(f"{name}={v!r}: expected a non-negative integer")
+    if n_samples < min_samples(confidence):
+        raise ValueError(f"n_samples={n_samples} cannot give confidence={confidence}: the median's interval needs "
+                         f"at least {min_samples(confidence)} draws (more for a useful width)")
     check_batch(batch)
     chosen = select_params(model, params)
     check_dropout(model)
+    t0 = time.perf_counter()
     alpha = 1 - confidence
     gen = torch.Generator().manual_seed(seed)
-    sh = StructuredHessian(model, loss_fn, batch, chosen, chunk=chunk, seed=seed)
+    sh = StructuredHessian(model, loss_fn, batch, chosen, chunk=chunk, seed=seed, gauss_newton=False)
     sh.site_grads()
-    where = {}
+    emb = embedding_rows(model, batch, chosen)
+    where = {getattr(s, a): (s, a) for s in sh.sites for a in ("weight", "bias") if getattr(s, a)}
+    brute = [n for n in chosen if n not in where]
+    n_tensors = len(chosen)
+    delta = alpha / 2 / max(n_tensors, 1)  # each tensor's share of the maximum's failure probability
+    brute_hvp = 0
+
+    from tqdm.auto import tqdm
+    bar = tqdm(total=n_tensors, desc="sampled R_med", unit="tensor", leave=False,
+               disable=(not progress) if progress is not None else None)
+    rows: dict[str, dict] = {}
+    exact_diag: dict[str, torch.Tensor] = {}
+
+    # small tensors: whole, exact
     for s in sh.sites:
-        for attr in ("weight", "bias"):
-            if getattr(s, attr):
-                where[getattr(s, attr)] = (s, attr)
-    rows, n_hvp = [], 0
-    if lanczos_steps:
-        op = HessianOperator(model, loss_fn, batch, list(chosen), chunk=chunk)
-        norm_hi, used = block_norm_upper(op, lanczos_steps, alpha / 2, seed)
-        n_hvp += used
-        del op
-    for name, hi in zip(chosen, norm_hi if lanczos_steps else [math.inf] * len(chosen)):
-        p = chosen[name]
-        n = p.numel()
-        idx = torch.randint(0, n, (n_samples,), generator=gen)
-        uniq, inv = torch.unique(idx, return_inverse=True)
-        cand = torch.empty(0, dtype=torch.long)
-        if name in where:
-            s, attr = where[name]
-            vals = site_entries(sh, s, attr, uniq).abs().cpu()
-            if n_candidates and s.g is not None:
-                cand = _candidates(sh, s, attr, n_candidates)
-                cand = cand[~torch.isin(cand, uniq)]
-                cvals = site_entries(sh, s, attr, cand).abs().cpu() if len(cand) else torch.empty(0)
-            else:
-                cvals = torch.empty(0)
-        else:  # brute-force entries
-            from .brute import brute_entries
-            both = torch.unique(uniq)
-            vals = brute_entries(model, loss_fn, batch, name, p, both, chunk=chunk).abs().cpu()
-            n_hvp += len(both)
-            cvals = torch.empty(0)
-        x = vals[inv].double()
-        xs = torch.sort(x).values
-        l, u = order_statistic_ranks(n_samples, alpha / 4)
-        med = float(median(x))
-        # the interval must contain the sample median; widening it keeps the coverage guarantee
-        med_lo, med_hi = min(float(xs[l - 1]), med), max(float(xs[u - 1]), med)
-        max_lo = float(torch.cat([vals.double(), cvals.double()]).max())
-        max_hi = hi
-        # a verified entry is a hard lower bound on the maximum, so no valid upper bound is below it
-        # (they can cross only by rounding, in blocks that are zero in theory)
-        max_hi = max(max_hi, max_lo)
-        point = max_lo / med if med > 0 else math.inf
-        rows.append(dict(layer=name, numel=n, r_med=point, method="sampled",
-                         lower=max_lo / med_hi if med_hi > 0 else math.inf,
-                         upper=max_hi / med_lo if med_lo > 0 else math.inf,
-                         confidence=confidence, h_max=max_lo, h_median=med))
-    if info is not None:
-        info["n_hvp"] = info.get("n_hvp", 0) + n_hvp + sh.n_hvp
-    return pd.DataFrame(rows, columns=COLUMNS)
+        small = [a for a in ("weight", "bias") if getattr(s, a) and _exact_cost(s, a) <= exact_below]
+        if small:
+            d = sh.site_diagonal(s) if len(small) == sum(bool(getattr(s, a)) for a in ("weight", "bias")) \
+                else {s.bias: sh.unit_responses(s).sum((0, 1))}
+            for a in small:
+                exact_diag[getattr(s, a)] = d[getattr(s, a)]
+    # the rest, site by site: candidates, uniform draws, bound
+    for s in sh.sites:
+        todo = [a for a in ("weight", "bias") if getattr(s, a) and getattr(s, a) not in exact_diag]
+        if not todo:
+            continue
+        norms = sh.sample_norm_bounds(s, bound_steps, delta) if bound_steps and s.g is not None else None
+        for a in todo:
+            name = getattr(s, a)
+            rows[name] = _estimate(sh, s, a, name, emb.get(name), gen, n_samples, n_candidates, strata, alpha,
+                                   confidence, norms)
+            bar.update()
+    if brute:
+        brute_hvp, est = _brute_estimates(model, loss_fn, batch, {n: chosen[n] for n in brute}, emb, gen, n_samples,
+                                      alpha, confidence, bound_steps, delta, chunk, seed)
+        rows.update(est)
+        bar.update(len(brute))
+    # the undefined rule needs the largest entry seen anywhere
+    scale = max([float(h.abs().max()) for h in exact_diag.values()] + [r["h_max"] for r in rows.values()] + [0.0])
+    for name, h in exact_diag.items():
+        rows[name] = summary_row(name, h, emb.get(name), scale, "sampled")
+        bar.update()
+    bar.close()
+    out = []
+    for name in chosen:
+        r = rows[name]
+        why = undefined_reason(r["h_max"], r["h_median"], scale, chosen[name].dtype)
+        if why:
+            r.update(r_med=math.nan, lower=math.nan, upper=math.nan, undefined=why)
+        r["method"] = "sampled"
+        r["confidence"] = confidence
+        out.append(r)
+    df = pd.DataFrame(out, columns=COLUMNS)
+    df.attrs.update(products=sh.n_hvp + brute_hvp, seconds=time.perf_counter() - t0)
+    return df
 
 
-def _candidates(sh: StructuredHessian, s, attr: str, k: int) -> torch.Tensor:
-    """Indices of the ``k`` largest entries of a cheap proxy (``K`` probes ``1 (x) e_i``)."""
-    dt, dev = s.delta.dtype, s.delta.device
-    K = s.K
-    S = torch.zeros(s.N, s.T, K, dtype=dt, device=dev)
-    ar = lambda e: torch.arange(e, device=dev)  # noqa: E731
-
-    def make(a: int, e: int) -> torch.Tensor:
-        v = torch.zeros(e - a, s.N, s.T, K, dtype=dt, device=dev)
-        v[ar(e - a), :, :, ar(e - a) + a] = 1
-        return v
-
-    def post(a: int, e: int, r: torch.Tensor) -> None:
-        S[..., a:e] = r.diagonal(offset=a, dim1=0, dim2=3)[..., : e - a]
-
-    sh._map(s, K, make, post)
-    A = s.A.to(dt)
+def _exact_cost(s, attr: str) -> int:
+    """Products the structured path needs for this parameter alone (before structure checks)."""
     if attr == "bias":
-        proxy = S.sum((0, 1)).abs()
-    elif s.kind == "diag":
-        proxy = (S * A * A).sum((0, 1)).abs()
-    else:
-        proxy = torch.einsum("ntk,ntj->kj", S, A * A).abs()
-        if type(s.module) is nn.Embedding:
-            proxy = proxy.T
-    proxy = proxy.flatten()
-    return torch.topk(proxy, min(k, proxy.numel())).indices.cpu()
+        return s.K
+    J = s.A.shape[-1]
+    if s.T == 1:
+        return s.K
+    return min(s.T * s.K, J * s.K if s.kind == "dense" else s.K)
+
+
+def _interval(x: torch.Tensor, max_lo: float, max_hi: float, alpha: float) -> tuple[float, float]:
+    xs = torch.sort(x).values
+    l, u = order_statistic_ranks(len(x), alpha / 4)
+    med_lo, med_hi = float(xs[l - 1]), float(xs[u - 1])
+    lower = max_lo / med_hi if med_hi > 0 else math.inf
+    upper = max_hi / med_lo if med_lo > 0 else math.inf
+    return lower, upper
+
+
+def _estimate(sh: StructuredHessian, s, attr: str, name: str, rows: torch.Tensor | None, gen: torch.Generator,
+              m: int, n_cand: int, strata: int, alpha: float, confidence: float,
+              norms: torch.Tensor | None) -> dict:
+    p = getattr(s.module, attr)
+    numel = p.numel()
+    if s.g is None:  # the loss is at most linear in this layer's output: the diagonal is zero
+        return dict(layer=name, numel=numel, n_used=numel, r_med=math.nan, lower=math.nan, upper=math.nan,
+                    h_max=0.0, h_median=0.0, undefined="")
+    proxy = _proxy(s, attr)
+    pop = torch.arange(numel) if rows is None else (
+        rows[:, None] * p.shape[1] + torch.arange(p.shape[1])[None]).flatten()
+    n = len(pop)
+    # uniform draws (with replacement) and the proxy's top entries, each computed once
+    draw = pop[torch.randint(0, n, (m,), generator=gen)]
+    top = pop[torch.topk(proxy[pop], min(n_cand, n)).indices] if n_cand else torch.empty(0, dtype=torch.long)
+    uniq, inv = torch.unique(torch.cat([draw, top]), return_inverse=True)
+    vals = sh.entries(s, attr, uniq).abs().double().cpu()
+    x = vals[inv[:m]]
+    max_lo = float(vals.max())
+    # post-stratified median: cells by proxy quantiles over the population
+    rank = torch.empty(n, dtype=torch.long)
+    rank[torch.argsort(proxy[pop].cpu(), stable=True)] = torch.arange(n)
+    cell_of = (rank * strata) // n
+    weights = torch.bincount(cell_of, minlength=strata).double() / n
+    pos = torch.searchsorted(pop, draw) if rows is not None else draw
+    med = post_stratified_median(x, cell_of[pos], weights)
+    max_hi = math.inf
+    if norms is not None:
+        max_hi = max(_max_bound(s, attr, norms, rows), max_lo)
+    lower, upper = _interval(x, max_lo, max_hi, alpha)
+    return dict(layer=name, numel=numel, n_used=n, r_med=max_lo / med if med > 0 else math.inf,
+                lower=lower, upper=upper, h_max=max_lo, h_median=med, undefined="")
+
+
+def _max_bound(s, attr: str, norms: torch.Tensor, rows: torch.Tensor | None) -> float:
+    """``max_{ij} sum_n ||B_n|| ||a_{nj}||^2`` (bias: ``a = 1``), module docstring."""
+    A = s.A.double().cpu() if attr == "weight" else torch.ones(s.N, s.T, 1, dtype=torch.float64)
+    col = torch.einsum("n,nj->j", norms, (A ** 2).sum(1))
+    if rows is not None and attr == "weight":
+        col = col[rows]
+    return float(col.max())
+
+
+def _brute_estimates(model, loss_fn, batch, params: dict, emb: dict, gen, m: int, alpha: float, confidence: float,
+                     bound_steps: int, delta: float, chunk, seed: int) -> tuple[int, dict]:
+    """Uniform draws by one HVP each, and the parameter-space block-norm bound, for tensors
+    without a structured site."""
+    from .brute import brute_entries
+
+    n_hvp, out = 0, {}
+    norm = {n: math.inf for n in params}
+    if bound_steps:
+        op = HessianOperator(model, loss_fn, batch, list(params), chunk=chunk)
+        offs = np.cumsum([0] + op.sizes)
+
+        def blockwise(vs):
+            V = torch.zeros(op.dim, len(vs), dtype=torch.float64)
+            for b, v in enumerate(vs):
+                V[offs[b]:offs[b + 1], b] = torch.from_numpy(v)
+            Y = op.matmat(V).double().cpu().numpy()
+            return [Y[offs[b]:offs[b + 1], b] for b in range(len(vs))]
+
+        rng = np.random.default_rng(seed)
+        runs = lanczos(lambda vs: blockwise(blockwise(vs)), [rng.standard_normal(n) for n in op.sizes], bound_steps)
+        norm = {n: norm_upper_bound(r, d, delta) for n, r, d in zip(params, runs, op.sizes)}
+        n_hvp += op.n_hvp
+    for name, p in params.items():
+        rows = emb.get(name)
+        pop = torch.arange(p.numel()) if rows is None else (
+            rows[:, None] * p.shape[1] + torch.arange(p.shape[1])[None]).flatten()
+        draw = pop[torch.randint(0, len(pop), (m,), generator=gen)]
+        uniq, inv = torch.unique(draw, return_inverse=True)
+        vals = brute_entries(model, loss_fn, batch, name, p, uniq, chunk=chunk).abs().double().cpu()
+        n_hvp += len(uniq)
+        x = vals[inv]
+        max_lo = float(vals.max())
+        med = float(median(x))
+        lower, upper = _interval(x, max_lo, max(norm[name], max_lo), alpha)
+        out[name] = dict(layer=name, numel=p.numel(), n_used=len(pop), r_med=max_lo / med if med > 0 else math.inf,
+                         lower=lower, upper=upper, h_max=max_lo, h_median=med, undefined="")
+    return n_hvp, out

@@ -24,9 +24,10 @@ from torch import nn
 
 from ._hvp import HessianOperator
 from ._validate import Batch, LossFn
+from .lanczos import lanczos
 
 __all__ = ["EigenResult", "TraceEstimate", "SpectralDensity", "top_eigenvalues", "hessian_trace",
-           "spectral_density", "blockwise_spectra", "lanczos"]
+           "spectral_density", "blockwise_spectra"]
 
 
 @dataclass(frozen=True)
@@ -124,31 +125,6 @@ def hessian_trace(model: nn.Module, loss_fn: LossFn, batch: Batch, n_probes: int
     return TraceEstimate(est, se, est - z * se, est + z * se, confidence, op.n_hvp)
 
 
-def lanczos(matvec, dim: int, m: int, v0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``m`` steps of Lanczos with full reorthogonalisation from ``v0``: returns the Ritz values
-    and the squared first components of the Ritz vectors (the SLQ weights)."""
-    Q = np.zeros((dim, m))
-    alpha, beta = np.zeros(m), np.zeros(m)
-    q = v0 / np.linalg.norm(v0)
-    k = m
-    for j in range(m):
-        Q[:, j] = q
-        w = matvec(q)
-        alpha[j] = q @ w
-        w = w - Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
-        w = w - Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
-        b = np.linalg.norm(w)
-        if j + 1 < m:
-            if b < 1e-12 * max(1.0, abs(alpha[j])):
-                k = j + 1
-                break
-            beta[j] = b
-            q = w / b
-    T = np.diag(alpha[:k]) + np.diag(beta[: k - 1], 1) + np.diag(beta[: k - 1], -1)
-    theta, S = np.linalg.eigh(T)
-    return theta, S[0] ** 2
-
-
 def _slq(op: HessianOperator, n_runs: int, m: int, seed: int) -> SpectralDensity:
     rng = np.random.default_rng(seed)
     m = min(m, op.dim)
@@ -161,7 +137,7 @@ def _slq(op: HessianOperator, n_runs: int, m: int, seed: int) -> SpectralDensity
         # Gaussian, not Rademacher: a ±1 vector can be exactly a null vector of a block (the
         # all-ones vector is one for the bias of a softmax output layer), which ends Lanczos at once
         v0 = rng.standard_normal(op.dim)
-        th, w = lanczos(mv, op.dim, m, v0)
+        th, w = lanczos(lambda vs: [mv(vs[0])], [v0], m)[0].ritz()
         nodes[r, : len(th)], weights[r, : len(w)] = th, w
         if len(th) < m:  # early breakdown: pad with zero-weight copies
             nodes[r, len(th):] = th[-1]
