@@ -55,6 +55,7 @@ class Site:
     delta: torch.Tensor | None = None   # zero tensor added to the output
     g: torch.Tensor | None = None       # dL/dz (with graph)
     merged: bool = False                # samples were found coupled and merged into T
+    positions_independent: bool | None = None  # d^2L/dz^2 block-diagonal over positions (once checked)
     _A: torch.Tensor | None = field(default=None, repr=False)
 
     def canon(self, z: torch.Tensor) -> torch.Tensor:

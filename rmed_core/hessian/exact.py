@@ -189,10 +189,25 @@ class StructuredHessian:
         return ok[0]
 
     def _structure(self, s: Site) -> bool:
-        """Decide the layout; returns whether positions are independent (path (a))."""
-        if not self._block_diagonal(s, 1):
-            s.merge_samples()
-        return self._block_diagonal(s, 2)
+        """Decide the layout (once per site); returns whether positions are independent (path (a))."""
+        if s.positions_independent is None:
+            if not s.merged and not self._block_diagonal(s, 1):
+                s.merge_samples()
+            s.positions_independent = self._block_diagonal(s, 2)
+        return s.positions_independent
+
+    def site_cost(self, s: Site) -> int:
+        """Products :meth:`site_diagonal` spends on ``s`` once its structure is known (checking it
+        costs ``ceil(log2 N) + ceil(log2 T)`` products, spent here if not yet): the one cost formula
+        of the structured path (module docstring)."""
+        self.site_grads()
+        if s.g is None:
+            return 0
+        pos_indep = self._structure(s)
+        if pos_indep or not s.weight:
+            return s.K
+        J = s.A.shape[-1]
+        return min(s.T * s.K, (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0))
 
     # ---- the diagonal of one site --------------------------------------------------------------
     def site_diagonal(self, s: Site) -> dict[str, torch.Tensor]:
@@ -312,8 +327,7 @@ class StructuredHessian:
         self.site_grads()
         if s.g is None:
             return torch.zeros(s.N, dtype=torch.float64)
-        if not self._block_diagonal(s, 1):
-            s.merge_samples()
+        self._structure(s)  # samples found coupled are merged into one
         N, dim = s.N, s.T * s.K
         rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=self._gen)))
         dt, dev = s.delta.dtype, s.delta.device
@@ -357,26 +371,31 @@ class StructuredHessian:
         self.n_hvp += gn.n_hvp + gn.n_vjp - n0
         return out or {}
 
-    def diagonal(self) -> dict[str, torch.Tensor]:
+    def diagonal(self, progress: bool | None = None) -> dict[str, torch.Tensor]:
+        """Every site's diagonal (Gauss-Newton shortcut where verified, else structured); a tqdm bar
+        over the layers when ``progress`` (default: when stderr is a terminal)."""
+        from tqdm.auto import tqdm
+
         out = self.gauss_newton(self.sites)
         self.paths.update({n: "gauss-newton" for n in out})
-        for s in self.sites:
-            if (s.weight and s.weight not in out) or (s.bias and s.bias not in out):
-                d = self.site_diagonal(s)
-                self.paths.update({n: "structured" for n in d})
-                out.update(d)
+        todo = [s for s in self.sites if (s.weight and s.weight not in out) or (s.bias and s.bias not in out)]
+        for s in tqdm(todo, desc="exact diagonal", unit="layer", leave=False,
+                      disable=(not progress) if progress is not None else None):
+            d = self.site_diagonal(s)
+            self.paths.update({n: "structured" for n in d})
+            out.update(d)
         return out
 
 
 def exact_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor], *,
                    chunk: int | None = None, info: dict | None = None, seed: int = 0,
-                   gauss_newton: bool = True) -> dict[str, torch.Tensor]:
+                   gauss_newton: bool = True, progress: bool | None = None) -> dict[str, torch.Tensor]:
     """The exact Hessian diagonal by the structured method (module docstring), with the verified
     Gauss-Newton shortcut (:mod:`.ggn`, unless ``gauss_newton=False``) and brute force for the
     parameters neither can treat. ``info`` receives ``n_hvp`` (products and backward passes),
     ``paths`` (``"gauss-newton"``, ``"structured"`` or ``"brute"`` per tensor), ``fallback``."""
     sh = StructuredHessian(model, loss_fn, batch, params, chunk=chunk, seed=seed, gauss_newton=gauss_newton)
-    out = sh.diagonal()
+    out = sh.diagonal(progress)
     info = {} if info is None else info
     info["n_hvp"] = info.get("n_hvp", 0) + sh.n_hvp
     info.setdefault("paths", {}).update(sh.paths)
@@ -398,17 +417,8 @@ def probe_plan(model: nn.Module, loss_fn: LossFn, batch: Batch, params=None) -> 
     sh.site_grads()
     total = 0
     for s in sh.sites:
-        if s.g is None:
-            continue
         n0 = sh.n_hvp
-        pos_indep = sh._structure(s)
-        total += sh.n_hvp - n0
-        J = s.A.shape[-1]
-        if pos_indep or not s.weight:
-            total += s.K
-        else:
-            cost_c = (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0)
-            total += min(s.T * s.K, cost_c)
+        total += sh.site_cost(s) + sh.n_hvp - n0
     done = {n for s in sh.sites for n in (s.weight, s.bias) if n}
     total += sum(p.numel() for n, p in chosen.items() if n not in done)
     return total

@@ -1,0 +1,220 @@
+"""The study model (``rmed_core.tasks.STUDY_SCALES``): sampled R_med against exact, the exact
+method's cost, and how much R_med moves with the Hessian batch.
+
+Sections (each writes ``results/study_<section>.{csv,md}``):
+
+* ``accuracy`` -- on the study model after 0 and after ``--steps`` iterations of Adam (seed 0,
+  lr 1e-3), in one process: the exact structured diagonal of every tensor (``--exact-reps``
+  timed repetitions) and the sampled estimate (``--reps`` seeds), errors of the point estimate,
+  of its median part and of its maximum part against exact, interval coverage and width. A
+  per-tensor table goes to ``results/study_accuracy_tensors.csv``.
+* ``batch`` -- R_med of every tensor (sampled) at Hessian batches of 256..2,048 tokens on the
+  trained checkpoint, beside the 512-token batch the probes use.
+* ``vocab10k`` -- the sampled probe of the whole model at the full 10k vocabulary (time, products),
+  and exact values of a few tensors to check the estimate there.
+
+    .venv/bin/python benchmarks/bench_study.py accuracy --steps 0 --reps 3 --exact-reps 1
+    .venv/bin/python benchmarks/bench_study.py accuracy --steps 750 --reps 3 --exact-reps 1
+    .venv/bin/python benchmarks/bench_study.py summary
+    .venv/bin/python benchmarks/bench_study.py batch
+    .venv/bin/python benchmarks/bench_study.py vocab10k
+
+Checkpoints are trained once and cached in ``benchmarks/.cache`` (weights only; loaded with
+``weights_only=True``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median, save, timed  # noqa: E402
+
+from rmed_core.hessian import rmed_per_layer  # noqa: E402
+from rmed_core.models import lm_loss  # noqa: E402
+from rmed_core.optim import make_optimizer  # noqa: E402
+from rmed_core.tasks import study_task  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+RESULTS = Path(__file__).resolve().parent / "results"
+ADAM_LR = {"study": 1e-3, "study-10k": 3e-3}
+
+
+def checkpoint(size: str, steps: int, seed: int = 0):
+    """The study model after ``steps`` Adam iterations (cached), its data and sizes."""
+    data, make, spec = study_task(size)
+    torch.manual_seed(seed)
+    m = make()
+    path = CACHE / f"{size}-adam-s{seed}-{steps}.pt"
+    if path.exists():
+        m.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        opt = make_optimizer("adam", m.parameters(), lr=ADAM_LR[size])
+        for step in range(steps):
+            x, y = data.batch(step, seed, spec.batch_size)
+            loss = lm_loss(m(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        CACHE.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(m.state_dict(), tmp)
+        tmp.replace(path)
+    return m.eval(), data, spec
+
+
+def rel(a, b):
+    return abs(a / b - 1)
+
+
+def accuracy(a) -> None:
+    """One checkpoint (``--steps``): exact and sampled side by side; per-tensor rows and the times
+    go to ``results/study_accuracy_<steps>.csv`` (``summary`` combines the checkpoints)."""
+    m, data, spec = checkpoint("study", a.steps)
+    batch = data.hessian_batch(0, spec.hessian_batch)
+    t_ex, t_sa, per_tensor = [], [], []
+    for r in range(a.exact_reps):
+        t, ex = timed(lambda: rmed_per_layer(m, lm_loss, batch))
+        t_ex.append(t)
+        print(f"step {a.steps}: exact rep {r}: {t:.0f} s, {ex.attrs['products']} products", flush=True)
+    ex = ex.set_index("layer")
+    for seed in range(a.reps):
+        t, sa = timed(lambda: rmed_per_layer(m, lm_loss, batch, method="sampled", seed=seed))
+        t_sa.append(t)
+        print(f"step {a.steps}: sampled seed {seed}: {t:.1f} s, {sa.attrs['products']} products", flush=True)
+        for _, row in sa.iterrows():
+            e = ex.loc[row.layer]
+            per_tensor.append(dict(step=a.steps, seed=seed, layer=row.layer, numel=e.numel, n_used=e.n_used,
+                                   exact_r_med=e.r_med, r_med=row.r_med, lower=row.lower, upper=row.upper,
+                                   exact_undefined=e.undefined, undefined=row.undefined,
+                                   exact_h_max=e.h_max, h_max=row.h_max, exact_h_median=e.h_median,
+                                   h_median=row.h_median, sampled=row.layer not in sa.attrs["exact"],
+                                   exact_s=median(t_ex), exact_reps=len(t_ex), exact_products=ex.attrs["products"],
+                                   sampled_s=t, sampled_products=sa.attrs["products"], threads=a.threads))
+    RESULTS.mkdir(exist_ok=True)
+    pd.DataFrame(per_tensor).to_csv(RESULTS / f"study_accuracy_{a.steps}.csv", index=False)
+
+
+def summary(a) -> None:
+    """The accuracy table over the checkpoints measured by ``accuracy``."""
+    parts = sorted(RESULTS.glob("study_accuracy_[0-9]*.csv"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    if not parts:
+        raise SystemExit("no checkpoint measured: run the accuracy section first")
+    tabs = [pd.read_csv(p, keep_default_na=False, na_values=["", "NaN", "nan"]) for p in parts]
+    for t in tabs:
+        t["exact_undefined"] = t.exact_undefined.fillna("")
+        t["undefined"] = t.undefined.fillna("")
+    rows = [_summary(t, int(t.step.iloc[0]), t.exact_s.iloc[0], float(t.groupby("seed").sampled_s.first().median()),
+                     int(t.exact_reps.iloc[0]), t.seed.nunique(), t.exact_products.iloc[0],
+                     int(t.groupby("seed").sampled_products.first().median())) for t in tabs]
+    pt = pd.concat(tabs, ignore_index=True)
+    rows.append(_summary(pt, "both", np.nan, np.nan, 0, pt.seed.nunique(), np.nan, np.nan))
+    m, _, _ = checkpoint("study", 0)
+    n_par = sum(p.numel() for p in m.parameters())
+    header = (f"Study model (word-level PTB, vocabulary 2,000, T=32, d_model 64, 2 blocks, 4 heads, MLP 256; "
+              f"{n_par:,} parameters), Hessian batch 16 sequences = 512 tokens (training text, seed 0), float32, "
+              f"CPU, {int(pt.threads.iloc[0])} thread(s). Checkpoints: Adam (lr 1e-3, batch 32) after "
+              f"{', '.join(str(int(t.step.iloc[0])) for t in tabs)} iterations, each measured in its own process "
+              f"(exact and sampled side by side). Exact: {int(tabs[0].exact_reps.iloc[0])} timed run(s); sampled: "
+              f"seeds 0..{pt.seed.nunique() - 1} with the defaults of rmed_per_layer(method='sampled'); times are "
+              f"medians. Errors |estimate/exact - 1| over every tensor with a defined exact R_med (all: tensors the "
+              f"estimate computes whole count with their zero error; sampled: only tensors it samples); max_part / "
+              f"median_part: the same for max|h| and median|h| of sampled tensors; coverage: fraction of intervals "
+              f"holding the exact value (stated: 0.95); width: median of upper/lower over sampled tensors.")
+    save("study_accuracy", pd.DataFrame(rows), header,
+         "python benchmarks/bench_study.py accuracy --steps S (for S in 0 750), then "
+         "python benchmarks/bench_study.py summary")
+
+
+def _summary(tab: pd.DataFrame, steps, te, ts, n_ex, n_sa, p_ex, p_sa) -> dict:
+    d = tab[tab.exact_undefined == ""]
+    s = d[d.sampled]
+    err = np.abs(d.r_med / d.exact_r_med - 1)
+    err_s = np.abs(s.r_med / s.exact_r_med - 1)
+    mx = np.abs(s.h_max / s.exact_h_max - 1)
+    md = np.abs(s.h_median / s.exact_h_median - 1)
+    cover = ((d.lower <= d.exact_r_med * (1 + 1e-9)) & (d.exact_r_med <= d.upper * (1 + 1e-9))).mean()
+    width = (s.upper / s.lower).median()
+    return dict(step=steps, exact_s=round(te, 1) if te == te else np.nan, exact_reps=n_ex,
+                exact_products=p_ex, sampled_s=round(ts, 1) if ts == ts else np.nan, sampled_reps=n_sa,
+                sampled_products=p_sa, time_ratio=round(ts / te, 4) if te == te else np.nan,
+                tensors=len(d) // max(n_sa, 1) if n_sa else len(d), undefined_agree=bool(
+                    ((tab.exact_undefined == "") == (tab.undefined == "")).all()),
+                median_err_all=round(float(err.median()), 4), worst_err_all=round(float(err.max()), 4),
+                median_err_sampled=round(float(err_s.median()), 4), worst_err_sampled=round(float(err_s.max()), 4),
+                max_part_median=round(float(mx.median()), 4), max_part_worst=round(float(mx.max()), 4),
+                median_part_median=round(float(md.median()), 4), median_part_worst=round(float(md.max()), 4),
+                coverage=round(float(cover), 3), width_median=round(float(width), 2))
+
+
+def batch_sensitivity(a) -> None:
+    m, data, spec = checkpoint("study", a.steps)
+    T = data.seq_len
+    cols = {}
+    for tokens in a.tokens:
+        b = data.hessian_batch(0, tokens // T)
+        t, df = timed(lambda: rmed_per_layer(m, lm_loss, b, method="sampled", seed=0))
+        print(f"{tokens} tokens: {t:.0f} s", flush=True)
+        cols[tokens] = df.set_index("layer").r_med
+    tab = pd.DataFrame(cols)
+    ref = tab[512]
+    rows = [dict(tokens=k, median_abs_log_ratio_vs_512=round(float(np.nanmedian(np.abs(np.log(tab[k] / ref)))), 3),
+                 max_abs_log_ratio_vs_512=round(float(np.nanmax(np.abs(np.log(tab[k] / ref)))), 3),
+                 median_r_med=round(float(tab[k].median()), 2), undefined=int(tab[k].isna().sum()))
+            for k in a.tokens]
+    tab.to_csv(RESULTS / "study_batch_tensors.csv")
+    header = (f"Study model after {a.steps} Adam iterations; R_med of every tensor by the sampled estimate (seed 0) "
+              f"on Hessian batches of {', '.join(map(str, a.tokens))} tokens (the first sequences of the same fixed "
+              f"training windows are not shared: each size draws its own windows with seed 0). |log ratio| to the "
+              f"512-token value, over tensors with a defined R_med.")
+    save("study_batch", pd.DataFrame(rows), header,
+         f"python benchmarks/bench_study.py batch --steps {a.steps} --tokens {' '.join(map(str, a.tokens))} "
+         f"--threads {a.threads}")
+
+
+def vocab10k(a) -> None:
+    m, data, spec = checkpoint("study-10k", a.steps)
+    batch = data.hessian_batch(0, spec.hessian_batch)
+    ts, sa = [], None
+    for seed in range(a.reps):
+        t, sa = timed(lambda: rmed_per_layer(m, lm_loss, batch, method="sampled", seed=seed))
+        ts.append(t)
+        print(f"10k: sampled seed {seed}: {t:.0f} s, {sa.attrs['products']} products", flush=True)
+    check = a.check_tensors
+    t, ex = timed(lambda: rmed_per_layer(m, lm_loss, batch, params=check))
+    sa = sa.set_index("layer")
+    rows = [dict(what="sampled, whole model", seconds=round(median(ts), 1), reps=len(ts),
+                 products=sa.attrs["products"], tensors=len(sa))]
+    for _, e in ex.iterrows():
+        rows.append(dict(what=f"exact {e.layer}", seconds=np.nan, reps=1, products=np.nan, tensors=1,
+                         exact_r_med=e.r_med, sampled_r_med=sa.r_med[e.layer],
+                         rel_err=abs(sa.r_med[e.layer] / e.r_med - 1)))
+    header = (f"Study model with the full 10k vocabulary (batch 64) after {a.steps} Adam iterations (lr 3e-3); "
+              f"Hessian batch 512 tokens. Sampled probe of every tensor, median of {len(ts)} seeds; exact values "
+              f"of {len(check)} tensors (timed together: {t:.0f} s) to check the estimate at this size.")
+    save("study_vocab10k", pd.DataFrame(rows), header,
+         f"python benchmarks/bench_study.py vocab10k --reps {a.reps} --steps {a.steps} --threads {a.threads}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("section", choices=["accuracy", "summary", "batch", "vocab10k"])
+    ap.add_argument("--reps", type=int, default=3, help="sampled repetitions (seeds)")
+    ap.add_argument("--exact-reps", type=int, default=3, help="timed exact repetitions per checkpoint")
+    ap.add_argument("--steps", type=int, default=750, help="Adam iterations of the trained checkpoint")
+    ap.add_argument("--tokens", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    ap.add_argument("--check-tensors", nargs="+",
+                    default=["blocks.1.attn.q.weight", "blocks.1.fc.weight", "head.weight"])
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    {"accuracy": accuracy, "summary": summary, "batch": batch_sensitivity, "vocab10k": vocab10k}[a.section](a)
+
+
+if __name__ == "__main__":
+    main()
