@@ -209,7 +209,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=750, help="Adam iterations of the trained checkpoint")
     ap.add_argument("--tokens", type=int, nargs="+", default=[256, 512, 1024, 2048])
     ap.add_argument("--check-tensors", nargs="+",
-                    default=["blocks.1.attn.q.weight", "blocks.1.fc.weight", "head.weight"])
+                    default=["blocks.1.attn.v.weight"])
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -49,6 +49,17 @@ from .brute import brute_diagonal
 from .ggn import GaussNewton
 
 
+def probe_costs(s: Site, positions_independent: bool) -> dict[str, int]:
+    """The one cost formula of the structured path: products each applicable probe set of the
+    module docstring spends on site ``s`` (weight and bias together): ``a`` = ``K`` (positions
+    independent, or only a bias), else ``b`` = ``T K`` and ``c`` = ``J K`` (``K`` for a LayerNorm)
+    plus ``K`` for a bias."""
+    if positions_independent or not s.weight:
+        return {"a": s.K}
+    J = s.A.shape[-1]
+    return {"b": s.T * s.K, "c": (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0)}
+
+
 def leaf_uses(root: torch.Tensor, leaves: list[torch.Tensor]) -> dict[int, int]:
     """How many graph edges lead from ``root``'s graph into each leaf (by ``id``)."""
     ids = {id(p) for p in leaves}
@@ -203,11 +214,7 @@ class StructuredHessian:
         self.site_grads()
         if s.g is None:
             return 0
-        pos_indep = self._structure(s)
-        if pos_indep or not s.weight:
-            return s.K
-        J = s.A.shape[-1]
-        return min(s.T * s.K, (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0))
+        return min(probe_costs(s, self._structure(s)).values())
 
     # ---- the diagonal of one site --------------------------------------------------------------
     def site_diagonal(self, s: Site) -> dict[str, torch.Tensor]:
@@ -235,9 +242,8 @@ class StructuredHessian:
             if want_w:
                 Hw = torch.einsum("ntk,ntj->kj", D, A * A) if s.kind == "dense" else (D * A * A).sum((0, 1))
         else:
-            cost_b = T * K
-            cost_c = (J * K if s.kind == "dense" else K) + (K if s.bias else 0)
-            if cost_b <= cost_c:  # (b): e_t (x) e_i for all samples
+            costs = probe_costs(s, False)
+            if costs["b"] <= costs["c"]:  # (b): e_t (x) e_i for all samples
                 def make_b(a: int, e: int) -> torch.Tensor:
                     ps = torch.arange(a, e, device=dev)
                     v = torch.zeros(e - a, N, T, K, dtype=dt, device=dev)
@@ -347,11 +353,9 @@ class StructuredHessian:
 
     @staticmethod
     def probe_estimate(s: Site) -> int:
-        """z-space products the structured path needs for ``s`` (before its structure checks)."""
-        J = s.A.shape[-1]
-        if s.T == 1 or not s.weight:
-            return s.K
-        return min(s.T * s.K, (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0))
+        """z-space products the structured path needs for ``s`` before its structure checks
+        (positions taken as coupled unless ``T == 1``)."""
+        return min(probe_costs(s, s.T == 1).values())
 
     def gauss_newton(self, sites: list[Site]) -> dict[str, torch.Tensor]:
         """The diagonals of the sites where the GGN shortcut (:mod:`.ggn`) is verified exact and
