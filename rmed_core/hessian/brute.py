@@ -18,19 +18,32 @@ import torch
 from torch import nn
 
 from ._batched import BatchedGrad
-from ._validate import Batch, LossFn, check_loss
+from ._validate import Batch, ForwardReference, LossFn, check_custom_functions, check_loss, preserved_buffers
 
 
 def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor],
-                   *, chunk: int | None = None, info: dict | None = None) -> dict[str, torch.Tensor]:
+                   *, chunk: int | None = None, info: dict | None = None,
+                   verify: bool = True) -> dict[str, torch.Tensor]:
     """Exact Hessian diagonal of ``loss_fn(model(inputs), targets)`` for each tensor in
-    ``params`` (name -> parameter), by one-hot HVPs. ``info['n_hvp']`` counts the HVPs."""
+    ``params`` (name -> parameter), by one-hot HVPs. ``info['n_hvp']`` counts the HVPs.
+
+    ``verify`` (default): refuse a random forward pass (:class:`._validate.ForwardReference`) and
+    check the graph for custom autograd.Functions (:func:`._validate.check_custom_functions`);
+    the structured method, which has done both, passes False for its fallbacks. A gradient whose
+    own graph holds a node that cannot be differentiated (torch's ``DelayedError``) raises torch's
+    error naming the parameter; only a gradient with no graph at all means zero curvature."""
     inputs, targets = batch
-    output = model(inputs)
-    loss = check_loss(loss_fn(output, targets))
+    ref = ForwardReference(model, loss_fn, batch) if verify else None
+    with preserved_buffers(model):
+        output = model(inputs)
+        loss = check_loss(loss_fn(output, targets))
+    if ref is not None:
+        ref.check(loss)
+        check_custom_functions(loss, params)
     acts = [output] if isinstance(output, torch.Tensor) else []
     names, tensors = list(params), list(params.values())
     grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
+    check_twice_differentiable(dict(zip(names, grads)))
     out: dict[str, torch.Tensor] = {}
     n_hvp = 0
     for name, p, g in zip(names, tensors, grads):
@@ -62,11 +75,13 @@ def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p:
                   flat: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
     """Exact diagonal entries ``flat`` (flattened indices) of tensor ``p``: one HVP each."""
     inputs, targets = batch
-    output = model(inputs)
-    loss = check_loss(loss_fn(output, targets))
+    with preserved_buffers(model):
+        output = model(inputs)
+        loss = check_loss(loss_fn(output, targets))
     (g,) = torch.autograd.grad(loss, [p], create_graph=True, allow_unused=True)
     if g is None or not g.requires_grad:
         return torch.zeros(len(flat), dtype=p.dtype)
+    check_twice_differentiable({name: g})
     out = torch.empty(len(flat), dtype=p.dtype, device=p.device)
     flat = flat.to(p.device)
 
@@ -81,3 +96,39 @@ def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p:
     BatchedGrad([g], [p], chunk, activations=[output] if isinstance(output, torch.Tensor) else []).map(
         len(flat), make, post)
     return out
+
+
+def _error_nodes(roots: list[torch.Tensor]) -> tuple[list, list[torch.Tensor]]:
+    """Nodes of the graphs of ``roots`` that refuse differentiation, and the graphs' leaves."""
+    seen, stack, errors, leaves = set(), [r.grad_fn for r in roots], [], []
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if type(fn).__name__ in ("Error", "DelayedError"):
+            errors.append(fn)
+        if getattr(fn, "variable", None) is not None:
+            leaves.append(fn.variable)
+        stack.extend(n for n, _ in fn.next_functions)
+    return errors, leaves
+
+
+def check_twice_differentiable(grads: dict[str, torch.Tensor | None]) -> None:
+    """Raise torch's own error, naming the parameter, when the graph of its gradient holds a node
+    that refuses differentiation (a ``@once_differentiable`` backward leaves one): products with
+    ``allow_unused=True`` would otherwise read the cut graph as zero curvature. One pass over the
+    graphs when nothing is wrong."""
+    live = {n: g for n, g in grads.items() if g is not None and g.requires_grad}
+    if not live or not _error_nodes(list(live.values()))[0]:
+        return
+    for name, g in live.items():
+        errors, leaves = _error_nodes([g])
+        if not errors:
+            continue
+        try:  # run the error node: torch's own message
+            torch.autograd.grad(g, leaves, torch.ones_like(g), retain_graph=True, allow_unused=True)
+        except RuntimeError as err:
+            raise RuntimeError(f"the Hessian of {name!r} cannot be computed: {err}") from err
+        raise RuntimeError(f"the Hessian of {name!r} cannot be computed: its gradient's graph holds a node that "
+                           "cannot be differentiated (a backward marked @once_differentiable?)")

@@ -44,7 +44,7 @@ from torch import nn
 
 from ._batched import BatchedGrad, bit_masks
 from ._sites import Site, make_site, unsupported_reason
-from ._validate import Batch, LossFn, check_loss
+from ._validate import Batch, ForwardReference, LossFn, check_custom_functions, check_loss, preserved_buffers
 from .brute import brute_diagonal
 from .ggn import GaussNewton
 
@@ -112,14 +112,19 @@ class StructuredHessian:
             sites[id(m)] = s
             return out + s.delta
 
+        ref = ForwardReference(model, loss_fn, batch)  # refuses a random forward pass
         handles = [m.register_forward_hook(hook) for _, m in wanted.values()]
         try:
             inputs, targets = batch
-            output = model(inputs)
-            loss = check_loss(loss_fn(output, targets))
+            with preserved_buffers(model):
+                output = model(inputs)
+                loss = check_loss(loss_fn(output, targets))
         finally:
             for h in handles:
                 h.remove()
+        ref.check(loss)
+        #: parameters behind a custom autograd.Function: no shortcut is certified through one
+        self.custom = check_custom_functions(loss, params)
         uses = leaf_uses(loss, list(params.values()))
         self.sites: list[Site] = []
         for key, (mname, m) in wanted.items():
@@ -189,7 +194,12 @@ class StructuredHessian:
         return ok[0]
 
     def _structure(self, s: Site) -> bool:
-        """Decide the layout; returns whether positions are independent (path (a))."""
+        """Decide the layout; returns whether positions are independent (path (a)). Behind a
+        custom autograd.Function nothing is certified: samples merged, positions coupled."""
+        if {s.weight, s.bias} & self.custom:
+            if s.N > 1:
+                s.merge_samples()
+            return s.T == 1
         if not self._block_diagonal(s, 1):
             s.merge_samples()
         return self._block_diagonal(s, 2)
@@ -346,7 +356,7 @@ class StructuredHessian:
         if not self.use_gn or gn is None or not gn.usable():
             return {}
         n = gn.out.shape[0]
-        cand = [s for s in sites if s.N == n and s.delta.shape[0] == n]
+        cand = [s for s in sites if s.N == n and s.delta.shape[0] == n and not {s.weight, s.bias} & self.custom]
         if gn.block >= sum(self.probe_estimate(s) for s in cand):
             return {}  # cannot pay off even if every layer passes
         n0 = gn.n_hvp + gn.n_vjp
@@ -384,7 +394,7 @@ def exact_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
     del sh
     rest = {n: p for n, p in params.items() if n not in out}
     if rest:
-        out.update(brute_diagonal(model, loss_fn, batch, rest, chunk=chunk, info=info))
+        out.update(brute_diagonal(model, loss_fn, batch, rest, chunk=chunk, info=info, verify=False))
     return out
 
 
