@@ -10,7 +10,9 @@ Each site describes its output in a canonical layout ``(N, T, K)`` -- ``N`` inde
 
 ``W`` is the weight viewed as ``(K, J)`` (``weight_view`` maps such a matrix back to the
 parameter's shape). Only exact module types are accepted (no subclasses: their ``forward`` may
-differ) in the configurations listed in :func:`make_site`; anything else goes to brute force.
+differ) in the configurations listed in :func:`make_site`, and only without forward hooks or
+forward pre-hooks (on the module, or global ones: a hook can change what the module computes);
+anything else goes to brute force, with the reason (:func:`unsupported_reason`).
 """
 from __future__ import annotations
 

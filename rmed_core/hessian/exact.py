@@ -33,6 +33,13 @@ re-use) is detected by counting the graph's edges into its ``AccumulateGrad`` no
 :mod:`.brute`, as do parameters of unsupported modules (reason in ``info['fallback']``).
 Bias: ``H_b[i] = sum_n 1^T B_{n,i} 1`` from the same products (or ``K`` probes ``1 (x) e_i``).
 
+Nothing is certified through a custom ``autograd.Function`` (its derivatives are its own claim):
+a layer whose loss passes through one gets neither the sample/position bit tests nor the
+Gauss-Newton shortcut (its samples are merged), and a warning names the function; a
+``@once_differentiable`` one raises (:func:`._validate.check_custom_functions`). The forward pass
+is checked to be deterministic and the model's buffers are restored after it
+(:class:`._validate.ForwardReference`, :func:`._validate.preserved_buffers`).
+
 Before any of this, layers whose downstream network is verified piecewise linear (ReLU MLPs and
 CNNs) take the Gauss-Newton shortcut of :mod:`.ggn` when it is cheaper: ``T_f C`` first-order
 backward passes for all of them together instead of ``K`` or more products each.
