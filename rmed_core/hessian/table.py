@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..stats import median, undefined_reason
-from ._validate import Batch
+from ._validate import Batch, preserved_buffers
 
 __all__ = ["COLUMNS", "embedding_rows", "used_entries", "summary_row"]
 
@@ -41,7 +41,7 @@ def embedding_rows(model: nn.Module, batch: Batch, names: Iterable[str]) -> dict
 
     handles = [m.register_forward_hook(hook) for m in wanted]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), preserved_buffers(model):
             model(batch[0])
     finally:
         for h in handles:
