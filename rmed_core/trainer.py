@@ -442,6 +442,7 @@ def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor,
 
     Raises:
         FileNotFoundError: when the run's folder holds no weights (a run stored by an older version).
+        CorruptRunError: when the weights file cannot be read (named, with what to do).
     """
     if result.dir is None or not (Path(result.dir) / FINAL_MODEL).is_file():
         raise FileNotFoundError(f"no {FINAL_MODEL} in the run folder {result.dir}: rerun it to store its weights")
@@ -449,5 +450,10 @@ def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor,
     task = get_task(cfg.task)
     data = task.data(cfg.scale)
     model = task.model(cfg.scale, data)
-    model.load_state_dict(torch.load(Path(result.dir) / FINAL_MODEL, weights_only=True))
+    f = Path(result.dir) / FINAL_MODEL
+    try:
+        model.load_state_dict(torch.load(f, weights_only=True))
+    except Exception as e:  # noqa: BLE001 - unreadable weights: the run folder is damaged
+        raise CorruptRunError(f"{f}: the stored weights cannot be read ({type(e).__name__}: {e}); delete "
+                              f"{result.dir} to compute the run again") from e
     return model.eval(), data.hessian_batch(cfg.seed, cfg.hessian_batch)

@@ -494,3 +494,13 @@ def test_every_torch_load_is_weights_only():
                 kw = {k.arg: k.value for k in node.keywords}
                 assert isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True, \
                     f"{f}:{node.lineno}"
+
+
+def test_damaged_final_weights_name_the_file(tmp_path):
+    from rmed_core.store import CorruptRunError, ResultStore
+    from rmed_core.trainer import FINAL_MODEL, TrainConfig, final_model, train
+
+    r = train(TrainConfig(**FAST), ResultStore(tmp_path), progress=False)
+    (r.dir / FINAL_MODEL).write_bytes(b"garbage")
+    with pytest.raises(CorruptRunError, match=rf"{FINAL_MODEL}: the stored weights cannot be read.*delete"):
+        final_model(r)
