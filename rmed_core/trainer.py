@@ -192,6 +192,16 @@ def _save_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, op
     os.replace(tmp, path)
 
 
+def _why(e: BaseException) -> str:
+    """A one-line reason why a torch file could not be read (torch's unpickling message advises
+    ``weights_only=False``, which a damaged file does not need)."""
+    import pickle
+
+    if isinstance(e, pickle.UnpicklingError):
+        return "UnpicklingError: not a readable torch file"
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}".rstrip(": ")
+
+
 def _load_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
                      device: torch.device) -> _State:
     """Restore a run from ``path``; :class:`~rmed_core.store.CorruptRunError` naming the file
@@ -206,8 +216,8 @@ def _load_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, op
         _set_rng_state(ck["rng"])
         return _State(step=ck["step"], elapsed=ck["elapsed"], tables=ck["tables"])
     except Exception as e:  # noqa: BLE001 - any failure to read it means the file is damaged
-        raise CorruptRunError(f"{path}: damaged checkpoint ({type(e).__name__}: {e}); delete it to restart the "
-                              "run from step 0") from e
+        raise CorruptRunError(f"{path}: damaged checkpoint ({_why(e)}); delete it to restart the run from "
+                              "step 0") from e
 
 
 def _probe(cfg: TrainConfig, model: torch.nn.Module, loss_fn: Callable, batch: tuple, step: int,
@@ -454,6 +464,6 @@ def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor,
     try:
         model.load_state_dict(torch.load(f, weights_only=True))
     except Exception as e:  # noqa: BLE001 - unreadable weights: the run folder is damaged
-        raise CorruptRunError(f"{f}: the stored weights cannot be read ({type(e).__name__}: {e}); delete "
+        raise CorruptRunError(f"{f}: the stored weights cannot be read ({_why(e)}); delete "
                               f"{result.dir} to compute the run again") from e
     return model.eval(), data.hessian_batch(cfg.seed, cfg.hessian_batch)
