@@ -268,9 +268,11 @@ def _slice(x: Any, k: int) -> Any:
 
 
 def available_bytes(device: torch.device) -> int:
-    """Memory that can still be allocated on ``device`` (CUDA: free memory; CPU: ``MemAvailable``)."""
+    """Memory that can still be allocated on ``device`` (CUDA: free memory plus what torch's caching
+    allocator holds unused; CPU: ``MemAvailable``)."""
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(torch.cuda.mem_get_info(device)[0]) + max(0, int(cached))
     try:
         with open("/proc/meminfo") as f:
             for line in f:
