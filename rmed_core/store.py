@@ -274,10 +274,11 @@ class ResultStore:
             if isinstance(want, dict):
                 got = sha256_bytes(f.read_bytes())
                 if got != want.get("sha256"):
-                    raise CorruptRunError(f"{f}: its content does not match the SHA-256 in COMPLETE "
-                                          f"({got[:12]}... on disk, {str(want.get('sha256'))[:12]}... recorded): {advice}")
+                    raise CorruptRunError(f"{f}: its content does not match the SHA-256 in COMPLETE ({got[:12]}... "
+                                          f"on disk, {str(want.get('sha256'))[:12]}... recorded): {advice}")
             elif f.stat().st_size != want:
-                raise CorruptRunError(f"{f}: {f.stat().st_size} bytes on disk, the COMPLETE record says {want}: {advice}")
+                raise CorruptRunError(f"{f}: {f.stat().st_size} bytes on disk, the COMPLETE record says {want}: "
+                                      f"{advice}")
         return m
 
     def _read_run(self, d: Path, *, verified: bool = False) -> dict[str, Any]:

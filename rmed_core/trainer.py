@@ -310,7 +310,7 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
 def _check_probe_memory(cfg: TrainConfig, task: Any, data: Any, model: torch.nn.Module,
                         device: torch.device) -> None:
     """Refuse a probe batch whose Hessian cannot fit in memory, estimated from four samples."""
-    from .hessian._validate import check_memory
+    from .hessian._guards import check_memory
 
     if not cfg.probe_steps:
         return

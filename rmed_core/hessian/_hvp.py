@@ -6,9 +6,8 @@ import torch
 from torch import nn
 
 from ._batched import BatchedGrad
-from .brute import check_twice_differentiable
-from ._validate import (Batch, ForwardReference, LossFn, check_batch, check_custom_functions, check_dropout,
-                        check_loss, preserved_buffers, select_params)
+from ._guards import ForwardReference, check_custom_functions, check_twice_differentiable, preserved_buffers
+from ._validate import Batch, LossFn, check_batch, check_dropout, check_loss, select_params
 
 
 class HessianOperator:
@@ -16,7 +15,7 @@ class HessianOperator:
     the concatenation (in ``model.named_parameters()`` order) of the selected tensors.
 
     One forward/backward with ``create_graph=True`` is done at construction (after one more forward
-    pass that refuses a random loss, :class:`._validate.ForwardReference`; the model's buffers are
+    pass that refuses a random loss, :class:`._guards.ForwardReference`; the model's buffers are
     left as they were); each product is then a second backward pass (reverse-over-reverse).
     ``n_hvp`` counts the products.
     """

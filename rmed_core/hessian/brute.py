@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from ._batched import BatchedGrad
-from ._validate import Batch, ForwardReference, LossFn, check_custom_functions, check_loss, preserved_buffers
+from ._guards import ForwardReference, check_custom_functions, check_twice_differentiable, preserved_buffers
+from ._validate import Batch, LossFn, check_loss
 
 
 def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor],
@@ -27,8 +28,8 @@ def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
     """Exact Hessian diagonal of ``loss_fn(model(inputs), targets)`` for each tensor in
     ``params`` (name -> parameter), by one-hot HVPs. ``info['n_hvp']`` counts the HVPs.
 
-    ``verify`` (default): refuse a random forward pass (:class:`._validate.ForwardReference`) and
-    check the graph for custom autograd.Functions (:func:`._validate.check_custom_functions`);
+    ``verify`` (default): refuse a random forward pass (:class:`._guards.ForwardReference`) and
+    check the graph for custom autograd.Functions (:func:`._guards.check_custom_functions`);
     the structured method, which has done both, passes False for its fallbacks. A gradient whose
     own graph holds a node that cannot be differentiated (torch's ``DelayedError``) raises torch's
     error naming the parameter; only a gradient with no graph at all means zero curvature."""
@@ -97,38 +98,3 @@ def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p:
         len(flat), make, post)
     return out
 
-
-def _error_nodes(roots: list[torch.Tensor]) -> tuple[list, list[torch.Tensor]]:
-    """Nodes of the graphs of ``roots`` that refuse differentiation, and the graphs' leaves."""
-    seen, stack, errors, leaves = set(), [r.grad_fn for r in roots], [], []
-    while stack:
-        fn = stack.pop()
-        if fn is None or fn in seen:
-            continue
-        seen.add(fn)
-        if type(fn).__name__ in ("Error", "DelayedError"):
-            errors.append(fn)
-        if getattr(fn, "variable", None) is not None:
-            leaves.append(fn.variable)
-        stack.extend(n for n, _ in fn.next_functions)
-    return errors, leaves
-
-
-def check_twice_differentiable(grads: dict[str, torch.Tensor | None]) -> None:
-    """Raise torch's own error, naming the parameter, when the graph of its gradient holds a node
-    that refuses differentiation (a ``@once_differentiable`` backward leaves one): products with
-    ``allow_unused=True`` would otherwise read the cut graph as zero curvature. One pass over the
-    graphs when nothing is wrong."""
-    live = {n: g for n, g in grads.items() if g is not None and g.requires_grad}
-    if not live or not _error_nodes(list(live.values()))[0]:
-        return
-    for name, g in live.items():
-        errors, leaves = _error_nodes([g])
-        if not errors:
-            continue
-        try:  # run the error node: torch's own message
-            torch.autograd.grad(g, leaves, torch.ones_like(g), retain_graph=True, allow_unused=True)
-        except RuntimeError as err:
-            raise RuntimeError(f"the Hessian of {name!r} cannot be computed: {err}") from err
-        raise RuntimeError(f"the Hessian of {name!r} cannot be computed: its gradient's graph holds a node that "
-                           "cannot be differentiated (a backward marked @once_differentiable?)")

@@ -36,9 +36,9 @@ Bias: ``H_b[i] = sum_n 1^T B_{n,i} 1`` from the same products (or ``K`` probes `
 Nothing is certified through a custom ``autograd.Function`` (its derivatives are its own claim):
 a layer whose loss passes through one gets neither the sample/position bit tests nor the
 Gauss-Newton shortcut (its samples are merged), and a warning names the function; a
-``@once_differentiable`` one raises (:func:`._validate.check_custom_functions`). The forward pass
+``@once_differentiable`` one raises (:func:`._guards.check_custom_functions`). The forward pass
 is checked to be deterministic and the model's buffers are restored after it
-(:class:`._validate.ForwardReference`, :func:`._validate.preserved_buffers`).
+(:class:`._guards.ForwardReference`, :func:`._guards.preserved_buffers`).
 
 Before any of this, layers whose downstream network is verified piecewise linear (ReLU MLPs and
 CNNs) take the Gauss-Newton shortcut of :mod:`.ggn` when it is cheaper: ``T_f C`` first-order
@@ -51,7 +51,8 @@ from torch import nn
 
 from ._batched import BatchedGrad, bit_masks
 from ._sites import Site, make_site, unsupported_reason
-from ._validate import Batch, ForwardReference, LossFn, check_custom_functions, check_loss, preserved_buffers
+from ._guards import ForwardReference, check_custom_functions, preserved_buffers
+from ._validate import Batch, LossFn, check_loss
 from .brute import brute_diagonal
 from .ggn import GaussNewton
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from ..stats import median, undefined_reason
-from ._validate import Batch, preserved_buffers
+from ._guards import preserved_buffers
+from ._validate import Batch
 
 __all__ = ["COLUMNS", "embedding_rows", "used_entries", "summary_row"]
 
