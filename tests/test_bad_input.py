@@ -310,7 +310,7 @@ def test_non_scalar_and_non_finite_losses_malformed_batches_unknown_and_frozen_n
         hessian_diagonal(m, loss, (x, y[:-1]))
     with pytest.raises(ValueError, match="valid names"):
         hessian_diagonal(m, loss, (x, y), params=["nope"])
-    m.net[0].weight.requires_grad_(False) if hasattr(m, "net") else next(m.parameters()).requires_grad_(False)
+    next(m.parameters()).requires_grad_(False)
     frozen = [n for n, p in m.named_parameters() if not p.requires_grad]
     with pytest.raises(ValueError, match="do not require grad"):
         hessian_diagonal(m, loss, (x, y), params=frozen)
