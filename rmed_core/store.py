@@ -221,7 +221,8 @@ class ResultStore:
                   extra_files: dict[str, bytes] | None = None) -> Path:
         """Write a finished run: ``config.json``, ``provenance.json``, one CSV per table and any
         ``extra_files`` (e.g. ``final_model.pt``), then the ``COMPLETE`` marker (with each file's
-        size) — each file atomically, the marker last."""
+        SHA-256 and size) — each file atomically, the marker last. To compute and write a run
+        while other processes may too, hold :meth:`writing`."""
         c = _as_dict(config)
         d = self.run_dir(c)
         d.mkdir(parents=True, exist_ok=True)
