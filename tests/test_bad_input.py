@@ -412,10 +412,12 @@ def test_sweep_reports_a_corrupt_run_as_failed_and_recomputes_it_on_request(tmp_
     assert "0 finished, 1 failed" in out and "loss.csv" in out and "CorruptRunError" in out
     assert main(["sweep", str(spec), "--store", str(store), "--dry-run"]) == 0
     assert "corrupt (fails; --recompute-corrupt)" in capsys.readouterr().out
-    with pytest.warns(RuntimeWarning, match="recomputing"):  # what --recompute-corrupt has each worker do
-        assert run_point(point, store, recompute_corrupt=True)["outcome"] == "finished"
+    assert main(["sweep", str(spec), "--store", str(store), "--no-progress", "--workers", "1",
+                 "--recompute-corrupt"]) == 0
+    assert "1 finished, 0 failed" in capsys.readouterr().out
     assert ResultStore(store).status(point.config.key_dict()) == ("stored", None)
     assert main(["sweep", str(spec), "--store", str(store), "--no-progress"]) == 0
+    assert "1 skipped, 0 failed" in capsys.readouterr().out
 
 
 def test_damaged_checkpoint_is_discarded_with_a_warning_and_the_run_restarts(tmp_path):
