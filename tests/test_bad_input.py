@@ -16,7 +16,7 @@ from torch.autograd.function import once_differentiable
 from rmed_core.hessian import HessianOperator, hessian_diagonal, rmed_per_layer, top_eigenvalues
 from rmed_core.hessian.testing import allclose_report, make_case, max_rel_error, reference_diagonal
 
-TOL = 1e-6  # as the exactness suite: float64 rounding of the reference itself, relative to the largest entry
+TOL = 1e-10  # float64, relative to each tensor's largest entry
 
 
 def _assert_exact(model, loss_fn, batch, method="exact", **kw):
@@ -272,7 +272,9 @@ def test_batchnorm_buffers_are_restored(method):
     assert int(after["bn.num_batches_tracked"]) == 0
     if method in ("exact", "brute"):
         ref = reference_diagonal(m, loss, batch)
-        assert max_rel_error(got, ref) < TOL, allclose_report(got, ref)
+        # the structured path on merged BatchNorm samples agrees to ~1e-7 (the exactness suite allows 1e-6)
+        tol = 1e-6 if method == "exact" else TOL
+        assert max_rel_error(got, ref) < tol, allclose_report(got, ref)
 
 
 # ---- inputs refused before any work starts --------------------------------------------------------
