@@ -1,9 +1,14 @@
 """The ``rmed`` command (also ``python -m rmed_core``).
 
     rmed sweep SPEC [--workers N | --scheduler tcp://HOST:PORT] [--store DIR] [--dry-run]
+                    [--recompute-corrupt]
 
 Exit status: 0 when every grid point is in the store, 1 when a point failed, 2 for a bad
 specification or usage, 130 when interrupted (run the same command again to finish).
+
+A stored run whose files no longer match the SHA-256 hashes of its ``COMPLETE`` record (edited,
+truncated, an empty or garbled record) is *corrupt*: the sweep reports it as failed, naming the
+damaged file, and exits 1. ``--recompute-corrupt`` deletes such runs and computes them again.
 """
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--retries", type=int, default=3, metavar="N",
                    help="resubmissions of a point whose worker died (local cluster; default 3)")
     s.add_argument("--dry-run", action="store_true", help="list what would run and what is stored; start nothing")
+    s.add_argument("--recompute-corrupt", action="store_true",
+                   help="delete and compute again the stored runs whose files fail the content check of their "
+                        "COMPLETE record (default: report them as failed, exit status 1)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -54,14 +62,17 @@ def _sweep(args: argparse.Namespace) -> int:
     store = ResultStore(args.store)
     if args.dry_run:
         table = plan(sweep, store)
-        n = int(table["stored"].sum())
-        table["stored"] = table["stored"].map({True: "stored (skip)", False: "would run"})
+        n, bad = int(table["stored"].sum()), int(table["corrupt"].sum())
+        corrupt = "corrupt (would recompute)" if args.recompute_corrupt else "corrupt (fails; --recompute-corrupt)"
+        table["stored"] = [corrupt if c else ("stored (skip)" if s else "would run")
+                           for s, c in zip(table["stored"], table["corrupt"])]
         with pd.option_context("display.max_rows", None, "display.width", 200):
-            print(table.to_string(index=False))
-        print(f"\n{sweep.name}: {len(table)} points, {n} in the store {store.root}, {len(table) - n} to run")
+            print(table.drop(columns="corrupt").to_string(index=False))
+        print(f"\n{sweep.name}: {len(table)} points, {n} in the store {store.root}, {bad} corrupt, "
+              f"{len(table) - n - bad} to run")
         return 0
     report = run_sweep(sweep, store, workers=args.workers, scheduler=args.scheduler, retries=args.retries,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, recompute_corrupt=args.recompute_corrupt)
     print(report.summary())
     if report.counts["interrupted"]:
         print(f"interrupted: {report.counts['interrupted']} points left; run the same command again to finish them",

@@ -10,10 +10,20 @@ Layout (``root`` is ``$RMED_RESULTS``, else ``<repository>/results``)::
         COMPLETE          written last: the run is visible only once it exists
 
 ``key`` is the first 16 hex digits of SHA-256 over the canonical JSON of the configuration and
-:func:`code_version` (a SHA-256 over every ``rmed_core/**/*.py`` file). Every file is written to a
-temporary name in the same folder and moved into place with ``os.replace`` (atomic on POSIX), and
-``COMPLETE`` (which lists each table's size) is written last, so a run killed half way is never
-read as finished.
+:func:`code_version` (a SHA-256 over every ``rmed_core/**/*.py`` file but the few listed in
+:data:`NON_COMPUTING`). Every file is written to a temporary name in the same folder and moved into
+place with ``os.replace`` (atomic on POSIX), and ``COMPLETE`` (which records the SHA-256 of every
+file's content) is written last, so a run killed half way is never read as finished.
+
+The store proves what it serves:
+
+* **Corruption.** Every read checks every file against the hashes in ``COMPLETE``. A run that
+  fails (a file edited, truncated or missing, an empty or garbled ``COMPLETE``) raises
+  :class:`CorruptRunError` naming the file and what to do from :meth:`ResultStore.get`; in
+  :func:`load_results` it is left out with a :class:`CorruptRunWarning` that names and counts it.
+* **One writer per run.** :meth:`ResultStore.writing` holds an exclusive lock file
+  (``root/.locks/``, released by the kernel if the process dies) while a run is computed: a second
+  process waits, then reuses the finished run.
 
 Stale results: when the code changes, old runs keep their folders but no longer match any key.
 :func:`load_results` leaves them out and *warns* (:class:`StaleResultsWarning`) with their number;
@@ -22,13 +32,15 @@ is ever returned silently.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import math
 import os
+import shutil
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -38,7 +50,8 @@ import pandas as pd
 from .provenance import repo_root
 
 __all__ = ["ResultStore", "load_results", "code_version", "config_key", "StaleResultsWarning", "KINDS",
-           "atomic_write_bytes", "atomic_write_text"]
+           "atomic_write_bytes", "atomic_write_text", "CorruptRunError", "CorruptRunWarning", "NON_COMPUTING",
+           "sha256_bytes"]
 
 KINDS = ("loss", "rmed", "probe", "eig", "runs")
 MARKER = "COMPLETE"
@@ -49,24 +62,54 @@ class StaleResultsWarning(UserWarning):
     """Some stored runs were made by another version of the code and were left out."""
 
 
-#: Modules that do not change a run's numbers (presentation, orchestration, the theorem's own
-#: model): editing them leaves stored runs valid.
-NOT_COMPUTING = frozenset({"analysis.py", "cli.py", "__main__.py", "experiments.py", "linear_net.py",
-                           "papermill_io.py", "plots.py", "report.py", "sweep.py", "sweep_spec.py"})
+class CorruptRunWarning(UserWarning):
+    """Some stored runs failed their content check and were left out."""
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """SHA-256 (first 16 hex digits) over the relative paths and bytes of every ``.py`` file of
-    ``rmed_core`` that computes a run (all but :data:`NOT_COMPUTING`), in sorted order: any change
-    to that code makes earlier results stale."""
+class CorruptRunError(OSError):
+    """A stored run (or its checkpoint) is damaged: the message names the file and what to do."""
+
+
+#: The allow-list of modules that compute nothing a stored run holds: presentation (figures,
+#: provenance panels, tables of stored results) and orchestration (command line, sweeps, grids of
+#: runs, notebook I/O). Every other module of ``rmed_core`` -- any module added later included --
+#: is covered by :func:`code_version`. A test checks that no covered module imports one of these.
+NON_COMPUTING: dict[str, str] = {
+    "__main__.py": "command-line entry point",
+    "cli.py": "command line",
+    "sweep.py": "runs grid points through the trainer; computes nothing itself",
+    "sweep_spec.py": "reads sweep files into configs (a config change is a key change)",
+    "experiments.py": "grids of TrainConfigs for the notebooks (a config change is a key change)",
+    "papermill_io.py": "notebook file I/O",
+    "plots.py": "figures",
+    "report.py": "provenance panels under figures",
+    "analysis.py": "tables and verdicts from stored results, recomputed at every read",
+}
+
+
+def _package_files(scope: str) -> list[Path]:
+    pkg = Path(__file__).resolve().parent
+    return [f for f in sorted(pkg.rglob("*.py")) if "__pycache__" not in f.parts
+            and not (scope == "runs" and f.parent == pkg and f.name in NON_COMPUTING)]
+
+
+@lru_cache(maxsize=2)
+def code_version(scope: str = "runs") -> str:
+    """SHA-256 (first 16 hex digits) over the relative paths and bytes of ``.py`` files of
+    ``rmed_core`` in sorted order: with ``scope="runs"`` every module but the allow-list
+    :data:`NON_COMPUTING` (any change to code that computes a run makes earlier runs stale); with
+    ``scope="all"`` every module (for executed notebooks, which also draw and judge)."""
+    if scope not in ("runs", "all"):
+        raise ValueError(f"scope={scope!r}: use 'runs' or 'all'")
     pkg = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for f in sorted(pkg.rglob("*.py")):
-        if "__pycache__" in f.parts or (f.parent == pkg and f.name in NOT_COMPUTING):
-            continue
+    for f in _package_files(scope):
         h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _canonical(config: dict[str, Any]) -> str:
@@ -126,23 +169,60 @@ class ResultStore:
         return self.root / str(c["task"]) / str(c["scale"]) / f"{c['opt']}-s{c['seed']}-{config_key(c)}"
 
     def has(self, config: Any) -> bool:
-        """Whether a finished run of ``config`` made by the current code is stored."""
+        """Whether a finished run of ``config`` made by the current code is stored (its ``COMPLETE``
+        marker exists; :meth:`get` and :meth:`status` also check its content)."""
         return (self.run_dir(config) / MARKER).is_file()
 
     def get(self, config: Any) -> dict[str, Any]:
         """The finished run of ``config``: ``{"config", "provenance", "loss", "rmed", "probe", "eig"}``
-        (tables as DataFrames). Raises ``KeyError`` when it is not stored."""
+        (tables as DataFrames). Raises ``KeyError`` when it is not stored and
+        :class:`CorruptRunError` (naming the file) when its content fails the check."""
         d = self.run_dir(config)
         if not (d / MARKER).is_file():
             raise KeyError(f"no finished run for this config under the current code version (looked in {d})")
         return self._read_run(d)
+
+    def status(self, config: Any) -> tuple[str, str | None]:
+        """``("stored", None)``, ``("missing", None)`` or ``("corrupt", why)`` for ``config``'s run
+        (the content check of :meth:`get`, without parsing the tables)."""
+        d = self.run_dir(config)
+        if not (d / MARKER).is_file():
+            return "missing", None
+        try:
+            self.verify(d)
+        except CorruptRunError as e:
+            return "corrupt", str(e)
+        return "stored", None
+
+    def discard(self, config: Any) -> Path:
+        """Delete ``config``'s run folder (a corrupt run, to compute it again). Call it inside
+        :meth:`writing` so that no other process is writing the run meanwhile."""
+        d = self.run_dir(config)
+        if d.is_dir():
+            shutil.rmtree(d)
+        return d
+
+    @contextlib.contextmanager
+    def writing(self, config: Any, poll_s: float = 0.5) -> Iterator[Path]:
+        """Hold the run's exclusive lock (``root/.locks/<task>__<scale>__<run>.run.lock``) while it is
+        computed and written: one writer per run. A second process blocks here until the first is
+        done (then finds the run stored and reuses it); the kernel releases the lock of a process
+        that dies. Yields the run folder."""
+        from filelock import FileLock
+
+        d = self.run_dir(config)
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / ("__".join(d.relative_to(self.root).parts) + ".run.lock")), poll_interval=poll_s):
+            yield d
 
     # -- writing ---------------------------------------------------------------------------------
     def write_run(self, config: Any, tables: dict[str, pd.DataFrame], provenance: dict[str, Any],
                   extra_files: dict[str, bytes] | None = None) -> Path:
         """Write a finished run: ``config.json``, ``provenance.json``, one CSV per table and any
         ``extra_files`` (e.g. ``final_model.pt``), then the ``COMPLETE`` marker (with each file's
-        size) — each file atomically, the marker last."""
+        SHA-256 and size) — each file atomically, the marker last. To compute and write a run
+        while other processes may too, hold :meth:`writing`."""
         c = _as_dict(config)
         d = self.run_dir(c)
         d.mkdir(parents=True, exist_ok=True)
@@ -160,48 +240,94 @@ class ResultStore:
         files.update(extra_files or {})
         for name, data in files.items():
             atomic_write_bytes(d / name, data)
-        marker = {"code_version": code_version(), "files": {n: len(b) for n, b in files.items()}}
+        marker = {"code_version": code_version(), "files": {n: {"sha256": sha256_bytes(b), "bytes": len(b)}
+                                                            for n, b in files.items()}}
         atomic_write_text(d / MARKER, json.dumps(marker, indent=1, sort_keys=True))
         return d
 
     # -- reading ---------------------------------------------------------------------------------
-    def _read_run(self, d: Path) -> dict[str, Any]:
-        marker = json.loads((d / MARKER).read_text())
-        for name, size in marker["files"].items():
-            actual = (d / name).stat().st_size if (d / name).is_file() else -1
-            if actual != size:
-                raise OSError(f"{d / name}: {actual} bytes on disk, the COMPLETE marker says {size}: "
-                              f"the run folder is corrupt; delete {d} to recompute it")
-        out: dict[str, Any] = {"dir": d, "config": json.loads((d / "config.json").read_text()),
-                               "provenance": json.loads((d / "provenance.json").read_text())}
-        for kind in KINDS[:-1]:
-            f = d / f"{kind}.csv"
-            out[kind] = pd.read_csv(f) if f.is_file() and f.stat().st_size > 1 else pd.DataFrame()
+    @staticmethod
+    def marker(d: Path) -> dict[str, Any]:
+        """The parsed ``COMPLETE`` record of run folder ``d``; :class:`CorruptRunError` naming the
+        file when it is empty, garbled or of an unknown layout."""
+        f = d / MARKER
+        try:
+            m = json.loads(f.read_text())
+            if not (isinstance(m, dict) and isinstance(m.get("files"), dict) and m["files"]):
+                raise ValueError("no 'files' record")
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise CorruptRunError(f"{f}: the completion record is empty or garbled ({type(e).__name__}: {e}); the run "
+                                  f"cannot be trusted: delete {d} (or run the sweep with --recompute-corrupt) to "
+                                  "compute it again") from e
+        return m
+
+    def verify(self, d: Path) -> dict[str, Any]:
+        """Check every file of run folder ``d`` against the SHA-256 in its ``COMPLETE`` record
+        (records written before hashes: against the size). Returns the record; raises
+        :class:`CorruptRunError` naming the first file that fails and what to do."""
+        m = self.marker(d)
+        for name, want in m["files"].items():
+            f = d / name
+            advice = (f"the run folder is corrupt; delete {d} (or run the sweep with --recompute-corrupt) to "
+                      "compute it again")
+            if not f.is_file():
+                raise CorruptRunError(f"{f}: missing, but the COMPLETE record lists it: {advice}")
+            if isinstance(want, dict):
+                got = sha256_bytes(f.read_bytes())
+                if got != want.get("sha256"):
+                    raise CorruptRunError(f"{f}: its content does not match the SHA-256 in COMPLETE ({got[:12]}... "
+                                          f"on disk, {str(want.get('sha256'))[:12]}... recorded): {advice}")
+            elif f.stat().st_size != want:
+                raise CorruptRunError(f"{f}: {f.stat().st_size} bytes on disk, the COMPLETE record says {want}: "
+                                      f"{advice}")
+        return m
+
+    def _read_run(self, d: Path, *, verified: bool = False) -> dict[str, Any]:
+        if not verified:
+            self.verify(d)
+        try:
+            out: dict[str, Any] = {"dir": d, "config": json.loads((d / "config.json").read_text()),
+                                   "provenance": json.loads((d / "provenance.json").read_text())}
+            for kind in KINDS[:-1]:
+                f = d / f"{kind}.csv"
+                out[kind] = pd.read_csv(f) if f.is_file() and f.stat().st_size > 1 else pd.DataFrame()
+        except (ValueError, OSError, pd.errors.ParserError) as e:  # hashes match, yet unreadable
+            raise CorruptRunError(f"{d}: a file matches its hash but cannot be read ({type(e).__name__}: {e}); "
+                                  f"delete {d} to compute the run again") from e
         return out
 
     def finished_runs(self) -> Iterable[tuple[Path, bool]]:
         """``(folder, stale)`` of every finished run under ``root``; ``stale`` when it was made by
-        another code version."""
+        another code version (a run whose ``COMPLETE`` record cannot be read is yielded as not
+        stale: reading it reports the damage)."""
         if not self.root.is_dir():
             return
         current = code_version()
         for marker in sorted(self.root.glob(f"*/*/*/{MARKER}")):
-            v = json.loads(marker.read_text()).get("code_version")
+            try:
+                v = self.marker(marker.parent).get("code_version")
+            except CorruptRunError:
+                v = current
             yield marker.parent, v != current
 
     def load(self, kind: str, *, include_stale: bool = False, **filters: Any) -> pd.DataFrame:
         """See :func:`load_results`."""
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not known; use one of {KINDS}")
-        frames, n_stale = [], 0
+        frames, n_stale, corrupt = [], 0, []
         for d, stale in self.finished_runs():
             if stale and not include_stale:
                 n_stale += 1
                 continue
-            config = json.loads((d / "config.json").read_text())
-            if not all(_match(config.get(k), v) for k, v in filters.items()):
+            try:  # every run is checked, also those the filters leave out
+                self.verify(d)
+                config = json.loads((d / "config.json").read_text())
+                if not all(_match(config.get(k), v) for k, v in filters.items()):
+                    continue
+                run = self._read_run(d, verified=True)
+            except (CorruptRunError, ValueError) as e:
+                corrupt.append(str(e) if isinstance(e, CorruptRunError) else f"{d / 'config.json'}: {e}")
                 continue
-            run = self._read_run(d)
             ids = {**{k: config.get(k) for k in ID_COLUMNS}, "run": d.name}
             if kind == "runs":
                 prov = run["provenance"]
@@ -216,6 +342,9 @@ class ResultStore:
             if include_stale:
                 df = df.assign(stale=stale)
             frames.append(df)
+        if corrupt:
+            warnings.warn(f"{len(corrupt)} stored run(s) under {self.root} are corrupt and were left out:\n  "
+                          + "\n  ".join(corrupt), CorruptRunWarning, stacklevel=3)
         if n_stale:
             warnings.warn(f"{n_stale} stored run(s) under {self.root} were made by another version of rmed_core "
                           f"and were left out; pass include_stale=True to see them (column 'stale'), or rerun.",
@@ -253,6 +382,9 @@ def load_results(kind: str, *, root: str | Path | None = None, include_stale: bo
         root: the store's folder (default ``$RMED_RESULTS``, else ``<repository>/results``).
         include_stale: also return runs made by other code versions (with a ``stale`` column).
             Otherwise they are left out with a :class:`StaleResultsWarning`.
+
+    A run whose files fail the content check of its ``COMPLETE`` record is left out with a
+    :class:`CorruptRunWarning` naming it (and how many were); the others are returned.
         **filters: config fields to match, a value or a list of values (``opt=["adam", "sgdm"]``).
 
     Every row carries ``task, scale, opt, lr, seed, run`` first.

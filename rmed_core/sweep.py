@@ -10,9 +10,11 @@ Guarantees:
 * **Nothing is computed twice.** A point whose result is in the store is skipped before
   submission. Points are deduplicated by store key (:mod:`rmed_core.sweep_spec`), and the Dask
   task key *is* the store key, so the scheduler never holds two tasks for one run (also across two
-  clients of one cluster). On the worker, an exclusive ``flock`` on ``<store>/.locks/<key>.lock``
-  serialises any two processes that still reach the same run (two clusters on one store, a worker
-  declared lost that is still running): the second waits, then loads the stored result.
+  clients of one cluster). On the worker, the run's exclusive lock
+  (:meth:`rmed_core.store.ResultStore.writing`, taken by the trainer; for a notebook, a ``flock``
+  on ``<store>/.locks/<key>.lock``) serialises any two processes that still reach the same point
+  (two clusters on one store, a worker declared lost that is still running): the second waits,
+  then loads the stored result.
 * **Resumable.** A lost worker's task is resubmitted by the scheduler (up to ``retries`` times on
   a local cluster: the scheduler's ``allowed-failures``) and the trainer resumes from the run's
   last checkpoint; the store writes every file atomically with its ``COMPLETE`` marker last. A
@@ -20,6 +22,10 @@ Guarantees:
 * **Failures are isolated.** A run that raises is recorded as ``failed`` with its error (the
   report, and ``<store>/sweeps/<name>-failures.csv``); the others go on. A diverged run is a
   result (``diverged``), not a failure.
+* **Corrupt runs are failures.** A stored run whose files fail the content check of its
+  ``COMPLETE`` record (:meth:`ResultStore.status`) is reported ``failed`` with the damaged file
+  named, and is not resubmitted; ``recompute_corrupt=True`` (``rmed sweep --recompute-corrupt``)
+  deletes it and computes it again, under the run's lock.
 * **Devices.** ``device: auto`` is resolved on each worker (CUDA when the worker has it).
 """
 from __future__ import annotations
@@ -44,7 +50,7 @@ from .provenance import repo_root
 from .store import ResultStore, atomic_write_text
 from .sweep_spec import NotebookPoint, RunPoint, Sweep
 
-__all__ = ["SweepReport", "plan", "is_stored", "run_point", "run_sweep", "start_client", "OUTCOMES"]
+__all__ = ["SweepReport", "plan", "is_stored", "point_status", "run_point", "run_sweep", "start_client", "OUTCOMES"]
 
 _STARTED = "rmed-sweep-started"  # worker event topic: a point began to compute
 OUTCOMES = ("finished", "diverged", "skipped", "failed", "interrupted")
@@ -85,19 +91,30 @@ class SweepReport:
         return text
 
 
-def is_stored(point: RunPoint | NotebookPoint, store: ResultStore) -> bool:
-    """Whether the store already holds the point's result (a finished run of the current code, or
-    the executed notebook)."""
+def point_status(point: RunPoint | NotebookPoint, store: ResultStore) -> tuple[str, str | None]:
+    """``("stored" | "missing" | "corrupt", why)``: a finished run of the current code whose files
+    pass their content check, none, or one that fails it (``why`` names the file); for a
+    notebook point, whether the executed notebook exists."""
     if isinstance(point, RunPoint):
-        return store.has(point.config.key_dict())
-    return (store.root / point.key).is_file()
+        return store.status(point.config.key_dict())
+    return ("stored" if (store.root / point.key).is_file() else "missing"), None
+
+
+def is_stored(point: RunPoint | NotebookPoint, store: ResultStore) -> bool:
+    """Whether the store already holds the point's result, intact (:func:`point_status`)."""
+    return point_status(point, store)[0] == "stored"
 
 
 def plan(sweep: Sweep, store: ResultStore | None = None) -> pd.DataFrame:
-    """The grid as a table (``label, key, stored``): what a sweep would run and what it would skip."""
+    """The grid as a table (``label, key, stored, corrupt``): what a sweep would run, what it would
+    skip, and which stored runs fail their content check (``corrupt``: reported as failed, unless
+    recomputed on request)."""
     store = store if store is not None else ResultStore()
-    return pd.DataFrame([dict(label=p.label, key=p.key, stored=is_stored(p, store)) for p in sweep.points],
-                        columns=["label", "key", "stored"])
+    rows = []
+    for p in sweep.points:
+        state, _ = point_status(p, store)
+        rows.append(dict(label=p.label, key=p.key, stored=state == "stored", corrupt=state == "corrupt"))
+    return pd.DataFrame(rows, columns=["label", "key", "stored", "corrupt"])
 
 
 # -- on the worker ---------------------------------------------------------------------------------
@@ -114,11 +131,11 @@ def _point_lock(root: Path, key: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _train_point(point: RunPoint, root: Path) -> dict[str, Any]:
+def _train_point(point: RunPoint, root: Path, recompute_corrupt: bool = False) -> dict[str, Any]:
     from .trainer import train
 
     cfg = dataclasses.replace(point.config, device=point.device)  # validated here, on the worker's hardware
-    r = train(cfg, ResultStore(root), progress=False)
+    r = train(cfg, ResultStore(root), progress=False, recompute_corrupt=recompute_corrupt)
     return {"outcome": "skipped" if r.from_store else r.status, "note": r.provenance.get("reason"),
             "device": r.provenance.get("device")}
 
@@ -166,10 +183,11 @@ def _notebook_point(point: NotebookPoint, root: Path) -> dict[str, Any]:
     return {"outcome": "finished"}
 
 
-def run_point(point: RunPoint | NotebookPoint, root: str | Path) -> dict[str, Any]:
+def run_point(point: RunPoint | NotebookPoint, root: str | Path, recompute_corrupt: bool = False) -> dict[str, Any]:
     """Compute one grid point into the store at ``root`` (this is the Dask task). Never raises for
     a failing run: returns ``{"outcome": "failed", "error", "traceback"}`` so that a deterministic
-    error is not retried; only a lost worker makes the scheduler resubmit the task."""
+    error is not retried; only a lost worker makes the scheduler resubmit the task.
+    ``recompute_corrupt``: a stored run that fails its content check is computed again."""
     root = Path(root)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"worker": f"{socket.gethostname()}:{os.getpid()}"}
@@ -177,8 +195,11 @@ def run_point(point: RunPoint | NotebookPoint, root: str | Path) -> dict[str, An
         from distributed import get_worker
         get_worker().log_event(_STARTED, {"key": point.key})
     try:
-        with _point_lock(root, point.key):
-            out.update(_train_point(point, root) if isinstance(point, RunPoint) else _notebook_point(point, root))
+        if isinstance(point, RunPoint):  # the trainer holds the run's own lock (ResultStore.writing)
+            out.update(_train_point(point, root, recompute_corrupt))
+        else:
+            with _point_lock(root, point.key):
+                out.update(_notebook_point(point, root))
     except Exception as e:  # noqa: BLE001 - every error of one point is that point's failure
         out.update(outcome="failed", error=f"{type(e).__name__}: {e}".strip(), traceback=traceback.format_exc())
     out["wall_s"] = round(time.perf_counter() - t0, 2)
@@ -214,7 +235,7 @@ def _failed_row(point: RunPoint | NotebookPoint, error: str) -> dict[str, Any]:
 
 def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | None = None,
               scheduler: str | None = None, client: Any = None, retries: int = 3,
-              progress: bool = True, poll_s: float = 0.25) -> SweepReport:
+              progress: bool = True, poll_s: float = 0.25, recompute_corrupt: bool = False) -> SweepReport:
     """Run every point of ``sweep`` that ``store`` lacks, in parallel, and report on each.
 
     Args:
@@ -226,19 +247,26 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
         client: an existing :class:`distributed.Client` to use instead (kept open).
         retries: resubmissions of a task whose worker died (local cluster only).
         progress: show the tqdm bar.
+        recompute_corrupt: compute again the stored runs that fail their content check (default:
+            report them as ``failed``, naming the damaged file).
     """
     store = store if store is not None else ResultStore()
     root = store.root.resolve()
     rows: list[dict[str, Any]] = []
     todo = []
     for p in sweep.points:  # checked before submitting: nothing stored is sent again
-        if is_stored(p, store):
+        state, why = point_status(p, store)
+        if state == "stored":
             rows.append(dict(key=p.key, label=p.label, outcome="skipped", note="in the store"))
+        elif state == "corrupt" and not recompute_corrupt:
+            rows.append({**_failed_row(p, f"CorruptRunError: {why}"),
+                         "note": "stored run is corrupt; rerun with --recompute-corrupt to compute it again"})
         else:
             todo.append(p)
     bar = tqdm(total=len(sweep.points), initial=len(rows), disable=not progress, unit="point",
                desc=sweep.name, dynamic_ncols=True)
-    counts = {"done": 0, "running": 0, "failed": 0, "skipped": len(rows)}
+    counts = {"done": 0, "running": 0, "failed": sum(r["outcome"] == "failed" for r in rows),
+              "skipped": sum(r["outcome"] == "skipped" for r in rows)}
     bar.set_postfix(counts, refresh=True)
     own_client = client is None and bool(todo)
     cluster = None
@@ -256,7 +284,7 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
 
             client.subscribe_topic(_STARTED, on_start)
             for p in todo:
-                futures[client.submit(run_point, p, str(root), key=p.key, pure=False)] = p
+                futures[client.submit(run_point, p, str(root), recompute_corrupt, key=p.key, pure=False)] = p
             while futures:
                 finished = [f for f in futures if f.done()]
                 for f in finished:

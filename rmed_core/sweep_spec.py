@@ -83,7 +83,7 @@ class RunPoint:
 class NotebookPoint:
     """One papermill execution of ``notebook`` with ``parameters``; its executed notebook is kept
     as ``<store>/<key>`` (``key = notebooks/<stem>-<hash>.ipynb``, the hash over the notebook's
-    source, the parameters and :func:`rmed_core.store.code_version`)."""
+    source, the parameters and :func:`rmed_core.store.code_version` of the whole package)."""
 
     notebook: Path
     parameters: dict[str, Any]
@@ -269,7 +269,9 @@ def _notebook_points(raw: dict[str, Any], path: str | Path, scale: str, device: 
         p = dict(zip(names, values))
         if "scale" in known:
             p = {"scale": scale, **p}
-        text = json.dumps({"source": source, "parameters": p, "code": code_version()}, sort_keys=True, default=str)
+        # every module: an executed notebook also draws and judges (plots, analysis)
+        text = json.dumps({"source": source, "parameters": p, "code": code_version("all")}, sort_keys=True,
+                          default=str)
         h = hashlib.sha256(text.encode()).hexdigest()[:16]
         points.append(NotebookPoint(nb, p, device, f"notebooks/{nb.stem}-{h}.ipynb"))
     return points

@@ -26,6 +26,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +41,9 @@ from .devices import select_device, seed_everything
 from .hessian.rmed import METHODS as RMED_METHODS
 from .optim import check_optimizer_name, make_optimizer
 from .provenance import provenance
-from .store import ResultStore
+from .store import CorruptRunError, ResultStore
 from .tasks import LR_GRID, check_scale, get_task
-from .validation import check_choice, check_positive
+from .validation import check_bool, check_choice, check_positive, check_seed
 
 __all__ = ["TrainConfig", "RunResult", "train", "tune_lr", "final_model", "FINAL_MODEL"]
 
@@ -98,8 +99,8 @@ class TrainConfig:
         if self.device != "auto":
             select_device(self.device)
         check_positive("lr", self.lr, allow_none=True)
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
-            raise ValueError(f"seed={self.seed!r}: expected a non-negative integer")
+        check_seed("seed", self.seed)
+        check_bool("probe_top_eig", self.probe_top_eig)
         for name in ("steps", "batch_size", "hessian_batch", "top_eig_k"):
             check_positive(name, getattr(self, name), integer=True, allow_none=True)
         for name in ("probe_every", "checkpoint_every"):
@@ -191,16 +192,32 @@ def _save_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, op
     os.replace(tmp, path)
 
 
+def _why(e: BaseException) -> str:
+    """A one-line reason why a torch file could not be read (torch's unpickling message advises
+    ``weights_only=False``, which a damaged file does not need)."""
+    import pickle
+
+    if isinstance(e, pickle.UnpicklingError):
+        return "UnpicklingError: not a readable torch file"
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}".rstrip(": ")
+
+
 def _load_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
                      device: torch.device) -> _State:
-    ck = torch.load(path, map_location=device, weights_only=True)
-    if ck["key"] != key:
-        raise ValueError(f"{path} belongs to another config; delete it to start over")
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optimizer"])
-    ck["rng"]["torch"] = ck["rng"]["torch"].cpu()
-    _set_rng_state(ck["rng"])
-    return _State(step=ck["step"], elapsed=ck["elapsed"], tables=ck["tables"])
+    """Restore a run from ``path``; :class:`~rmed_core.store.CorruptRunError` naming the file
+    when it cannot be read (truncated, garbled, another config's)."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(ck, dict) or ck.get("key") != key:
+            raise ValueError("it belongs to another config" if isinstance(ck, dict) else "not a checkpoint")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        ck["rng"]["torch"] = ck["rng"]["torch"].cpu()
+        _set_rng_state(ck["rng"])
+        return _State(step=ck["step"], elapsed=ck["elapsed"], tables=ck["tables"])
+    except Exception as e:  # noqa: BLE001 - any failure to read it means the file is damaged
+        raise CorruptRunError(f"{path}: damaged checkpoint ({_why(e)}); delete it to restart the run from "
+                              "step 0") from e
 
 
 def _probe(cfg: TrainConfig, model: torch.nn.Module, loss_fn: Callable, batch: tuple, step: int,
@@ -239,8 +256,24 @@ def _result(cfg: TrainConfig, run: dict[str, Any], from_store: bool) -> RunResul
                      run["eig"], run["provenance"], run.get("dir"), from_store)
 
 
+def _stored(cfg: TrainConfig, store: ResultStore, key: dict[str, Any], discard_corrupt: bool) -> RunResult | None:
+    """The stored run of ``key``, or None. A corrupt one raises :class:`CorruptRunError` (naming
+    the file), or with ``discard_corrupt`` is deleted (with a warning) so that it is computed again
+    -- only to be done while holding the run's lock."""
+    if not store.has(key):
+        return None
+    try:
+        return _result(cfg, store.get(key), from_store=True)
+    except CorruptRunError as e:
+        if not discard_corrupt:
+            raise
+        warnings.warn(f"recomputing a corrupt run: {e}", RuntimeWarning, stacklevel=3)
+        store.discard(key)
+        return None
+
+
 def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bool = True,
-          callback: Callable[[int, float], None] | None = None) -> RunResult:
+          callback: Callable[[int, float], None] | None = None, recompute_corrupt: bool = False) -> RunResult:
     """Run ``config`` (or load it from ``store`` when its config and code version are stored).
 
     Args:
@@ -249,26 +282,71 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
         progress: show a tqdm progress bar.
         callback: called as ``callback(step, loss)`` after every update (an exception raised there
             interrupts the run; it resumes from its last checkpoint on the next call).
+        recompute_corrupt: a stored run that fails its content check is deleted and computed
+            again (default: :class:`~rmed_core.store.CorruptRunError` naming the damaged file).
 
     Returns:
         :class:`RunResult`; ``status == "diverged"`` when the loss became non-finite (training
         stopped there; the loss table's last row has ``diverged=True``).
+
+    One writer per run: the run is computed while holding its lock
+    (:meth:`~rmed_core.store.ResultStore.writing`); a second process asking for the same run waits
+    and then returns the stored result. A damaged checkpoint of an unfinished run is discarded with
+    a warning, and the run starts again from step 0. A probe batch whose Hessian cannot fit in
+    memory is refused before training starts.
     """
     cfg = config.resolved()
     store = store if store is not None else ResultStore()
     key = cfg.key_dict()
-    if store.has(key):
-        return _result(cfg, store.get(key), from_store=True)
+    if not recompute_corrupt:  # the common case, without waiting for a lock
+        done = _stored(cfg, store, key, discard_corrupt=False)
+        if done is not None:
+            return done
+    with store.writing(key):
+        done = _stored(cfg, store, key, discard_corrupt=recompute_corrupt)  # finished while we waited?
+        return done if done is not None else _train(cfg, store, key, progress, callback)
+
+
+def _check_probe_memory(cfg: TrainConfig, task: Any, data: Any, model: torch.nn.Module,
+                        device: torch.device) -> None:
+    """Refuse a probe batch whose Hessian cannot fit in memory, estimated from four samples."""
+    from .hessian._guards import check_memory
+
+    if not cfg.probe_steps:
+        return
+    n = cfg.hessian_batch
+    if hasattr(data, "y"):  # a classification set: the probe batch has at most its size
+        n = min(n, int(data.y.numel()))
+    if n <= 4:
+        return
+    small = tuple(t.to(device) for t in data.hessian_batch(cfg.seed, 4))
+    check_memory(model, task.loss_fn, small, n=n, what=f"hessian_batch={cfg.hessian_batch} (the probe batch)")
+
+
+def _train(cfg: TrainConfig, store: ResultStore, key: dict[str, Any], progress: bool,
+           callback: Callable[[int, float], None] | None) -> RunResult:
     task = get_task(cfg.task)
     device = select_device(cfg.device)
     data = task.data(cfg.scale)
-    seed_everything(cfg.seed)
-    model = task.model(cfg.scale, data).to(device)
-    optimizer = make_optimizer(cfg.opt, model.parameters(), lr=cfg.lr)
+
+    def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        seed_everything(cfg.seed)
+        m = task.model(cfg.scale, data).to(device)
+        return m, make_optimizer(cfg.opt, m.parameters(), lr=cfg.lr)
+
+    model, optimizer = fresh()
+    _check_probe_memory(cfg, task, data, model, device)
     run_dir = store.run_dir(key)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / "checkpoint.pt"
-    state = _load_checkpoint(ckpt, key, model, optimizer, device) if ckpt.is_file() else _State()
+    state = _State()
+    if ckpt.is_file():
+        try:
+            state = _load_checkpoint(ckpt, key, model, optimizer, device)
+        except CorruptRunError as e:
+            warnings.warn(f"{e}: discarded, the run starts again from step 0", RuntimeWarning, stacklevel=3)
+            ckpt.unlink(missing_ok=True)
+            model, optimizer = fresh()
     hbatch = tuple(t.to(device) for t in data.hessian_batch(cfg.seed, cfg.hessian_batch))
     probes, reason = set(cfg.probe_steps), None
     t0 = time.perf_counter() - state.elapsed
@@ -374,6 +452,7 @@ def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor,
 
     Raises:
         FileNotFoundError: when the run's folder holds no weights (a run stored by an older version).
+        CorruptRunError: when the weights file cannot be read (named, with what to do).
     """
     if result.dir is None or not (Path(result.dir) / FINAL_MODEL).is_file():
         raise FileNotFoundError(f"no {FINAL_MODEL} in the run folder {result.dir}: rerun it to store its weights")
@@ -381,5 +460,10 @@ def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor,
     task = get_task(cfg.task)
     data = task.data(cfg.scale)
     model = task.model(cfg.scale, data)
-    model.load_state_dict(torch.load(Path(result.dir) / FINAL_MODEL, weights_only=True))
+    f = Path(result.dir) / FINAL_MODEL
+    try:
+        model.load_state_dict(torch.load(f, weights_only=True))
+    except Exception as e:  # noqa: BLE001 - unreadable weights: the run folder is damaged
+        raise CorruptRunError(f"{f}: the stored weights cannot be read ({_why(e)}); delete "
+                              f"{result.dir} to compute the run again") from e
     return model.eval(), data.hessian_batch(cfg.seed, cfg.hessian_batch)

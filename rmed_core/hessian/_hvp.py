@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._batched import BatchedGrad
+from ._guards import ForwardReference, check_custom_functions, check_twice_differentiable, preserved_buffers
 from ._validate import Batch, LossFn, check_batch, check_dropout, check_loss, select_params
 
 
@@ -13,8 +14,10 @@ class HessianOperator:
     """``v -> H v`` for ``H`` the Hessian of ``loss_fn(model(inputs), targets)`` with respect to
     the concatenation (in ``model.named_parameters()`` order) of the selected tensors.
 
-    One forward/backward with ``create_graph=True`` is done at construction; each product is then a
-    second backward pass (reverse-over-reverse). ``n_hvp`` counts the products.
+    One forward/backward with ``create_graph=True`` is done at construction (after one more forward
+    pass that refuses a random loss, :class:`._guards.ForwardReference`; the model's buffers are
+    left as they were); each product is then a second backward pass (reverse-over-reverse).
+    ``n_hvp`` counts the products.
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, batch: Batch, params=None, chunk: int | None = None):
@@ -22,9 +25,14 @@ class HessianOperator:
         check_dropout(model)
         self.params = select_params(model, params)
         tensors = list(self.params.values())
-        output = model(inputs)
-        loss = check_loss(loss_fn(output, targets))
+        ref = ForwardReference(model, loss_fn, batch)
+        with preserved_buffers(model):
+            output = model(inputs)
+            loss = check_loss(loss_fn(output, targets))
+        ref.check(loss)
+        check_custom_functions(loss, self.params)
         grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
+        check_twice_differentiable(dict(zip(self.params, grads)))
         self.grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, tensors)]
         self.tensors = tensors
         self.sizes = [p.numel() for p in tensors]

@@ -10,7 +10,9 @@ Each site describes its output in a canonical layout ``(N, T, K)`` -- ``N`` inde
 
 ``W`` is the weight viewed as ``(K, J)`` (``weight_view`` maps such a matrix back to the
 parameter's shape). Only exact module types are accepted (no subclasses: their ``forward`` may
-differ) in the configurations listed in :func:`make_site`; anything else goes to brute force.
+differ) in the configurations listed in :func:`make_site`, and only without forward hooks or
+forward pre-hooks (on the module, or global ones: a hook can change what the module computes);
+anything else goes to brute force, with the reason (:func:`unsupported_reason`).
 """
 from __future__ import annotations
 
@@ -24,16 +26,32 @@ from torch import nn
 SUPPORTED = (nn.Linear, nn.Conv2d, nn.Embedding, nn.LayerNorm)
 
 
+def hook_reason(m: nn.Module) -> str | None:
+    """A forward hook or forward pre-hook on ``m`` (or on every module, globally) can change what
+    the module computes, which the structured rules cannot see: say so, or None."""
+    from torch.nn.modules import module as _module
+
+    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+        return "a global forward hook is registered (nn.modules.module.register_module_forward_hook)"
+    if m._forward_hooks or m._forward_pre_hooks:
+        return "it has a forward hook or forward pre-hook"
+    return None
+
+
 def unsupported_reason(m: nn.Module) -> str | None:
     """Why module ``m`` cannot be a site, or None if it can."""
     t = type(m)
     if t not in SUPPORTED:
         return f"module type {t.__name__} has no structured rule"
+    hooked = hook_reason(m)
+    if hooked:
+        return hooked
     if t is nn.Conv2d:
         if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
             return "Conv2d with groups, non-zero padding mode or string padding"
-    if t is nn.Embedding and (m.padding_idx is not None or m.max_norm is not None or m.sparse):
-        return "Embedding with padding_idx, max_norm or sparse gradients"
+    if t is nn.Embedding and (m.padding_idx is not None or m.max_norm is not None or m.sparse
+                              or m.scale_grad_by_freq):
+        return "Embedding with padding_idx, max_norm, scale_grad_by_freq or sparse gradients"
     if t is nn.LayerNorm and (len(m.normalized_shape) != 1 or not m.elementwise_affine):
         return "LayerNorm over more than one dimension"
     return None

@@ -28,6 +28,8 @@ def check_batch(batch: Batch) -> tuple[Any, Any]:
     n_in, n_t = _leading(inputs), _leading(targets)
     if n_in is not None and n_t is not None and n_in != n_t:
         raise ValueError(f"batch size mismatch: inputs have {n_in} samples, targets have {n_t}")
+    if n_in == 0 or n_t == 0:
+        raise ValueError("the batch is empty (0 samples): the loss of no data has no Hessian")
     return inputs, targets
 
 
@@ -84,3 +86,26 @@ def check_finite(diag: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             bad = int((~torch.isfinite(h)).sum())
             raise ValueError(f"the Hessian diagonal of {name!r} has {bad} non-finite entries")
     return diag
+
+
+def check_materialised(model: nn.Module, batch: Batch) -> None:
+    """Parameters, buffers and inputs must hold data: a ``meta``-device tensor has only a shape."""
+    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in named:
+            if t.is_meta:
+                raise ValueError(f"{kind} {name!r} is on the meta device (a shape without values): the Hessian "
+                                 "needs real weights; materialise the model first (model.to_empty(device=...) "
+                                 "and load a state_dict)")
+    for t in _tensors(batch):
+        if t.is_meta:
+            raise ValueError("the batch is on the meta device (a shape without values); pass real tensors")
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for y in x for t in _tensors(y)]
+    if isinstance(x, dict):
+        return [t for y in x.values() for t in _tensors(y)]
+    return []

@@ -31,14 +31,28 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
             parameters it cannot treat exactly.
             ``"brute"`` -- one Hessian-vector product per entry (:mod:`rmed_core.hessian.brute`).
         chunk: products per vmapped backward pass (default: sized to free memory).
-        info: if a dict, receives ``n_hvp`` (products spent) and ``paths`` (how each tensor was done).
+        info: if a dict, receives ``n_hvp`` (products spent), ``paths`` (how each tensor was done)
+            and, for ``"exact"``, ``fallback`` (why a tensor went to brute force: an unsupported or
+            hooked module, a shared weight, ...).
 
     Returns:
         ``{name: tensor shaped like the parameter}`` (detached, the parameter's dtype/device).
 
     Raises:
-        ValueError: bad batch, unknown names, no trainable parameters, non-scalar or non-finite
-            loss, active dropout, non-finite Hessian entries.
+        ValueError: bad batch (malformed, empty, on the meta device, too large for memory), a model
+            on the meta device, unknown names, no trainable parameters, non-scalar or non-finite
+            loss, a random forward pass (dropout modules, ``F.dropout(training=True)``, attention
+            dropout in training mode, any draw from torch's generators, a loss that differs
+            between two passes; the module named), non-finite Hessian entries.
+        RuntimeError: a parameter whose loss passes through a ``@once_differentiable`` backward
+            (no second derivative exists to compute).
+
+    Warns:
+        UserWarning: when the loss passes through a custom ``autograd.Function`` (its derivatives
+            are its own claim; nothing is certified through it).
+
+    The model is left as it was given: buffers a forward pass changes (BatchNorm's running
+    statistics) are restored.
     """
     check_batch(batch)
     chosen = select_params(model, params)

@@ -33,6 +33,13 @@ re-use) is detected by counting the graph's edges into its ``AccumulateGrad`` no
 :mod:`.brute`, as do parameters of unsupported modules (reason in ``info['fallback']``).
 Bias: ``H_b[i] = sum_n 1^T B_{n,i} 1`` from the same products (or ``K`` probes ``1 (x) e_i``).
 
+Nothing is certified through a custom ``autograd.Function`` (its derivatives are its own claim):
+a layer whose loss passes through one gets neither the sample/position bit tests nor the
+Gauss-Newton shortcut (its samples are merged), and a warning names the function; a
+``@once_differentiable`` one raises (:func:`._guards.check_custom_functions`). The forward pass
+is checked to be deterministic and the model's buffers are restored after it
+(:class:`._guards.ForwardReference`, :func:`._guards.preserved_buffers`).
+
 Before any of this, layers whose downstream network is verified piecewise linear (ReLU MLPs and
 CNNs) take the Gauss-Newton shortcut of :mod:`.ggn` when it is cheaper: ``T_f C`` first-order
 backward passes for all of them together instead of ``K`` or more products each.
@@ -44,6 +51,7 @@ from torch import nn
 
 from ._batched import BatchedGrad, bit_masks
 from ._sites import Site, make_site, unsupported_reason
+from ._guards import ForwardReference, check_custom_functions, preserved_buffers
 from ._validate import Batch, LossFn, check_loss
 from .brute import brute_diagonal
 from .ggn import GaussNewton
@@ -123,14 +131,19 @@ class StructuredHessian:
             sites[id(m)] = s
             return out + s.delta
 
+        ref = ForwardReference(model, loss_fn, batch)  # refuses a random forward pass
         handles = [m.register_forward_hook(hook) for _, m in wanted.values()]
         try:
             inputs, targets = batch
-            output = model(inputs)
-            loss = check_loss(loss_fn(output, targets))
+            with preserved_buffers(model):
+                output = model(inputs)
+                loss = check_loss(loss_fn(output, targets))
         finally:
             for h in handles:
                 h.remove()
+        ref.check(loss)
+        #: parameters behind a custom autograd.Function: no shortcut is certified through one
+        self.custom = check_custom_functions(loss, params)
         uses = leaf_uses(loss, list(params.values()))
         self.sites: list[Site] = []
         for key, (mname, m) in wanted.items():
@@ -200,11 +213,17 @@ class StructuredHessian:
         return ok[0]
 
     def _structure(self, s: Site) -> bool:
-        """Decide the layout (once per site); returns whether positions are independent (path (a))."""
+        """Decide the layout (once per site); returns whether positions are independent (path (a)).
+        Behind a custom autograd.Function nothing is certified: samples merged, positions coupled."""
         if s.positions_independent is None:
-            if not s.merged and not self._block_diagonal(s, 1):
-                s.merge_samples()
-            s.positions_independent = self._block_diagonal(s, 2)
+            if {s.weight, s.bias} & self.custom:
+                if s.N > 1:
+                    s.merge_samples()
+                s.positions_independent = s.T == 1
+            else:
+                if not s.merged and not self._block_diagonal(s, 1):
+                    s.merge_samples()
+                s.positions_independent = self._block_diagonal(s, 2)
         return s.positions_independent
 
     def site_cost(self, s: Site) -> int:
@@ -364,7 +383,7 @@ class StructuredHessian:
         if not self.use_gn or gn is None or not gn.usable():
             return {}
         n = gn.out.shape[0]
-        cand = [s for s in sites if s.N == n and s.delta.shape[0] == n]
+        cand = [s for s in sites if s.N == n and s.delta.shape[0] == n and not {s.weight, s.bias} & self.custom]
         if gn.block >= sum(self.probe_estimate(s) for s in cand):
             return {}  # cannot pay off even if every layer passes
         n0 = gn.n_hvp + gn.n_vjp
@@ -407,7 +426,7 @@ def exact_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
     del sh
     rest = {n: p for n, p in params.items() if n not in out}
     if rest:
-        out.update(brute_diagonal(model, loss_fn, batch, rest, chunk=chunk, info=info))
+        out.update(brute_diagonal(model, loss_fn, batch, rest, chunk=chunk, info=info, verify=False))
     return out
 
 

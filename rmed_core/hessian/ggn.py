@@ -80,7 +80,8 @@ def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) ->
     node on every path from it to ``out`` is of a certified kind above (a product only with one
     factor depending on the deltas) -- then ``f`` is piecewise linear in it and the residual is
     exactly zero; False when it does not reach ``out``, or a path meets a curved node (a known
-    curved kind, or a product of two factors that depend on the deltas); None when undecided
+    curved kind, a custom ``autograd.Function``, or a product of two factors that depend on the
+    deltas); None when undecided
     (a node of another kind): the numerical test decides."""
     targets = {id(d) for d in deltas}
     depends: dict = {}  # node -> does it depend on a delta
@@ -111,6 +112,8 @@ def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) ->
             own = 2 if len(nexts) > 1 else 0
         elif kind in _LINEAR_NODES or kind in _PIECEWISE_NODES:
             own = 0
+        elif isinstance(fn, torch.autograd.function.BackwardCFunction):
+            own = 2  # a custom autograd.Function: its derivatives are a claim, never certified through
         else:
             own = 2 if kind in _CURVED_NODES else 1
         w = max(worst.get(fn, 0), own)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..stats import median, undefined_reason
+from ._guards import preserved_buffers
 from ._validate import Batch
 
 __all__ = ["COLUMNS", "embedding_rows", "used_entries", "summary_row"]
@@ -41,7 +42,7 @@ def embedding_rows(model: nn.Module, batch: Batch, names: Iterable[str]) -> dict
 
     handles = [m.register_forward_hook(hook) for m in wanted]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), preserved_buffers(model):
             model(batch[0])
     finally:
         for h in handles:
