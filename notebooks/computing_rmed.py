@@ -28,8 +28,8 @@
 # runs a smaller exactness table in seconds).
 
 # %% tags=["parameters"]
-scale = "book"
-seed = 0
+scale: str = "book"  # ci | book | paper
+seed: int = 0
 
 # %%
 from pathlib import Path

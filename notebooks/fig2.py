@@ -26,12 +26,14 @@
 # known ({ref}`chapter-statistic`).
 
 # %% tags=["parameters"]
-opt = "adam"  # the optimizer whose trajectory is shown (any name of the registry)
-task = "ptb_lm"  # ptb_lm (Penn Treebank language model), polarity_cls, mnist_cnn, fashion_cnn
-seed = 0
-lr = None  # None: the task's tuned learning rate for `opt`
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional
+
+opt: str = "adam"  # the optimizer whose trajectory is shown (any name of the registry)
+task: str = "ptb_lm"  # ptb_lm (Penn Treebank language model), polarity_cls, mnist_cnn, fashion_cnn
+seed: int = 0
+lr: Optional[float] = None  # None: the task's tuned learning rate for `opt`
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
 
 # %%
 from rmed_core.experiments import run_grid

@@ -28,20 +28,24 @@
 # every seed, *partly* when only its mean does, *not reproduced* otherwise.
 
 # %% tags=["parameters"]
-task = "ptb_lm"  # the language task (ptb_lm or polarity_cls)
-seed = 0  # first seed; the scale sets how many
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional, Union
+
+task: str = "ptb_lm"  # the language task (ptb_lm or polarity_cls)
+lr: Union[float, str, None] = None  # None: tuned values; a number for both optimizers; or "sgdm:0.1,adam:0.01"
+seed: int = 0  # first seed; the scale sets how many
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
 
 # %%
 from rmed_core.analysis import compare_with_published, ratio_table
-from rmed_core.experiments import run_grid, seeds_for
+from rmed_core.experiments import learning_rates, run_grid, seeds_for
 from rmed_core.plots import figure_grid, layer_group, LAYER_GROUPS
 from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
 
-params = dict(task=task, seed=seed, steps=steps, scale=scale)
+params = dict(task=task, lr=lr, seed=seed, steps=steps, scale=scale)
 seeds = seeds_for(scale, seed)
-grid = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, **({"steps": steps} if steps else {}))
+grid = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, lr=learning_rates(lr, ["sgdm", "adam"]),
+                **({"steps": steps} if steps else {}))
 for r in grid.diverged:
     print(f"DIVERGED: {r.config.opt} seed {r.config.seed} (lr {r.config.lr:g}): {r.provenance.get('reason')}")
 probed = sorted(int(s) for s in grid.rmed.step.unique())

@@ -21,24 +21,27 @@
 # `dataset-fashion-mnist` is installed), with the same optimizers, seeds and probes.
 
 # %% tags=["parameters"]
-task = "mnist_cnn"  # mnist_cnn or fashion_cnn
-language_task = "ptb_lm"  # the language task it is compared with
-seed = 0
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional, Union
+
+task: str = "mnist_cnn"  # mnist_cnn or fashion_cnn
+lr: Union[float, str, None] = None  # for `task`. None: tuned values; a number for both optimizers; or "sgdm:0.1,adam:0.01"
+language_task: str = "ptb_lm"  # the language task it is compared with (at its tuned learning rates)
+seed: int = 0
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
 
 # %%
 import numpy as np
 
 from rmed_core.analysis import ratio_table
-from rmed_core.experiments import run_grid, seeds_for
+from rmed_core.experiments import learning_rates, run_grid, seeds_for
 from rmed_core.plots import band_plot, figure_grid
 from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
 
-params = dict(task=task, language_task=language_task, seed=seed, steps=steps, scale=scale)
+params = dict(task=task, lr=lr, language_task=language_task, seed=seed, steps=steps, scale=scale)
 seeds = seeds_for(scale, seed)
 extra = {"steps": steps} if steps else {}
-cnn = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, **extra)
+cnn = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, lr=learning_rates(lr, ["sgdm", "adam"]), **extra)
 lm = run_grid([language_task], ["sgdm", "adam"], seeds, scale=scale, **extra)
 for r in cnn.diverged + lm.diverged:
     print(f"DIVERGED: {r.config.task} {r.config.opt} seed {r.config.seed} (lr {r.config.lr:g})")

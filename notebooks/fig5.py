@@ -28,26 +28,29 @@
 #    ({cite:t}`zhao2024deconstructing` find Adam, signum and relatives alike on language models).
 
 # %% tags=["parameters"]
-task = "ptb_lm"
-seed = 0
-others = "adamw,rmsprop,signum"  # comma-separated extra optimizers (each needs a tuned or given lr)
-lr_others = 0.003  # learning rate of the extra optimizers (None: their tuned values)
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional, Union
+
+task: str = "ptb_lm"
+lr: Union[float, str, None] = None  # SGD-M and Adam. None: tuned values; a number for both; or "sgdm:0.1,adam:0.01"
+seed: int = 0
+others: str = "adamw,rmsprop,signum"  # comma-separated extra optimizers (each needs a tuned or given lr)
+lr_others: Optional[float] = 0.003  # learning rate of the extra optimizers (None: their tuned values)
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
 
 # %%
 import numpy as np
 
-from rmed_core.experiments import run_grid
+from rmed_core.experiments import learning_rates, run_grid
 from rmed_core.trainer import final_model
 from rmed_core.hessian import blockwise_spectra
 from rmed_core.plots import LAYER_GROUPS, OPT_COLORS, band_plot, figure_grid, layer_group
 from rmed_core.report import glue_figure, glue_number, show_provenance
 from rmed_core.tasks import get_task
 
-params = dict(task=task, seed=seed, others=others, lr_others=lr_others, steps=steps, scale=scale)
+params = dict(task=task, lr=lr, seed=seed, others=others, lr_others=lr_others, steps=steps, scale=scale)
 extra = {"steps": steps} if steps else {}
-main = run_grid([task], ["sgdm", "adam"], [seed], scale=scale, **extra)
+main = run_grid([task], ["sgdm", "adam"], [seed], scale=scale, lr=learning_rates(lr, ["sgdm", "adam"]), **extra)
 other_opts = [o.strip() for o in others.split(",") if o.strip()]
 more = run_grid([task], other_opts, [seed], scale=scale,
                 lr={o: lr_others for o in other_opts} if lr_others else None, **extra)

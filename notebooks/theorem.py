@@ -55,13 +55,15 @@
 # `tests/test_linear_net.py`.
 
 # %% tags=["parameters"]
-opt = "gd"  # the optimizer whose run is reported below: gd, adam, signgd, sgdm, ...
-width = 100  # hidden width m of the trajectory figure
-dim = 20  # input dimension d
-steps = None  # optimizer steps; None takes the scale's default
-lr = None  # learning rate of `opt`; None takes its default
-seed = 0  # first seed; the scale sets how many
-scale = "book"  # ci | book | paper
+from typing import Optional
+
+opt: str = "gd"  # the optimizer whose run is reported below: gd, adam, signgd, sgdm, ...
+width: int = 100  # hidden width m of the trajectory figure
+dim: int = 20  # input dimension d
+steps: Optional[int] = None  # optimizer steps; None takes the scale's default
+lr: Optional[float] = None  # learning rate of `opt`; None takes its default
+seed: int = 0  # first seed; the scale sets how many
+scale: str = "book"  # ci | book | paper
 
 # %%
 import time

@@ -119,8 +119,8 @@ class Task:
         tuned = TUNED_LR.get(self.name, {}).get(check_scale(scale), {})
         if opt not in tuned:
             raise ValueError(f"lr=None but opt={opt!r} has no tuned learning rate for task {self.name!r} at scale "
-                             f"{scale!r} (tuned: {sorted(tuned) or 'none'}); pass lr explicitly, e.g. from "
-                             f"rmed_core.trainer.tune_lr")
+                             f"{scale!r} (tuned: {sorted(tuned) or 'none'}); pass lr explicitly (a notebook: `-p lr VALUE`), "
+                             f"e.g. one found by rmed_core.trainer.tune_lr")
         return tuned[opt]
 
 
