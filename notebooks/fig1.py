@@ -30,7 +30,7 @@ seed: int = 0  # first seed; the scale sets how many
 steps: Optional[int] = None  # None: the scale's default
 scale: str = "book"  # ci | book | paper
 
-# %%
+# %% tags=["hide-input"]
 from rmed_core.experiments import learning_rates, run_grid, seeds_for
 from rmed_core.plots import band_plot, figure_grid
 from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
@@ -48,7 +48,7 @@ import pandas as pd
 pd.DataFrame([{"task": r.config.task, "opt": r.config.opt, "lr": r.config.lr, "batch size": r.config.batch_size,
                "steps": r.config.steps} for r in grid.results]).drop_duplicates(["task", "opt"])
 
-# %%
+# %% tags=["hide-input"]
 loss = grid.loss.assign(smooth=grid.loss.groupby(["task", "opt", "seed"]).loss.transform(
     lambda s: s.rolling(25, min_periods=1).mean()))
 fig, axes = figure_grid(len(task_list), width=5.0, height=3.6)
@@ -79,7 +79,7 @@ tail.round(4)
 # rate (mean and min–max over seeds, 25-step running mean of the mini-batch loss).
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig1", params, grid.provenance)
 
 # %% [markdown]
@@ -89,5 +89,5 @@ show_provenance("fig1", params, grid.provenance)
 # speed; at the small scale of the book both optimizers are tuned on the same grid, so a gap here
 # is not an artefact of an untuned SGD.
 
-# %%
+# %% tags=["hide-input"]
 assert len(grid.results) == len(task_list) * 2 * len(seeds)

@@ -35,7 +35,7 @@ lr: Optional[float] = None  # None: the task's tuned learning rate for `opt`
 steps: Optional[int] = None  # None: the scale's default
 scale: str = "book"  # ci | book | paper
 
-# %%
+# %% tags=["hide-input"]
 from rmed_core.experiments import run_grid
 from rmed_core.plots import band_plot, figure_grid, layer_lines
 from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
@@ -53,7 +53,7 @@ print(f"{get_task(task).description}; {opt} lr={run.config.lr:g}, {other} lr="
 for r in grid.diverged:
     print(f"DIVERGED: {r.config.opt} (lr {r.config.lr:g}): {r.provenance.get('reason')}")
 
-# %%
+# %% tags=["hide-input"]
 mine = grid.rmed[grid.rmed.opt == opt]
 fig, axes = figure_grid(2, width=5.2, height=3.8)
 layer_lines(axes[0], mine)
@@ -88,13 +88,13 @@ print(f"final step {int(last.step.max())}: median over {len(last)} layers of R_m
 # adds $q \cdot b$ to all of a query's scores, which the softmax ignores. Its R_med is undefined
 # and it is left out of the medians.
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig2", params, grid.provenance)
 
 # %% [markdown]
 # ## Layer by layer, against the other optimizer
 
-# %%
+# %% tags=["hide-input"]
 final = grid.rmed[grid.rmed.step == grid.rmed.step.max()].pivot_table(index="layer", columns="opt", values="r_med",
                                                                       sort=False)
 sgd_larger = int((final["sgdm"] > final["adam"]).sum()) if {"sgdm", "adam"} <= set(final.columns) else None
@@ -138,10 +138,10 @@ final.assign(ratio_sgdm_over_adam=final.get("sgdm") / final.get("adam")).round(2
 # ratio (a sweep over the grid, {doc}`../sweeps`): a gap that appears only at one learning rate is
 # a statement about tuning, not about the optimizer.
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig2", params, grid.provenance)
 
-# %%
+# %% tags=["hide-input"]
 import math
 assert len(mine.layer.unique()) == len(list(get_task(task).model(scale).parameters())), "every tensor probed"
 undefined = last[last.r_med.isna()]

@@ -30,7 +30,7 @@ seed: int = 0
 steps: Optional[int] = None  # None: the scale's default
 scale: str = "book"  # ci | book | paper
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 
 from rmed_core.analysis import ratio_table
@@ -62,7 +62,7 @@ control_holds = gap["cnn"] < gap["lm"] and gap["lm"] > 1
 glue_text("fig4_verdict", "reproduced" if control_holds else "not reproduced")
 cnn_r[["layer", "mean", "std", "n_above_1", "n_seeds"]].round(2)
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = figure_grid(2, width=5.0, height=3.6)
 for ax, r, name in ((axes[0], cnn_r, task), (axes[1], lm_r, language_task)):
     ax.hist(np.log10(r["mean"]), bins=12, color="#1f77b4", alpha=0.8)
@@ -81,7 +81,7 @@ glue_figure("fig4_control", fig)
 # SGD-M's R_med is the larger.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig4", params, cnn.provenance + lm.provenance)
 
 # %% [markdown]
@@ -91,5 +91,5 @@ show_provenance("fig4", params, cnn.provenance + lm.provenance)
 # The control counts as reproduced when the language model shows a gap (median ratio above 1) and
 # the CNN a smaller one. At this scale it is **{glue:text}`fig4_verdict`**.
 
-# %%
+# %% tags=["hide-input"]
 assert len(cnn_r) == len(list(dict.fromkeys(cnn.rmed.layer)))

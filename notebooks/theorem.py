@@ -65,7 +65,7 @@ lr: Optional[float] = None  # learning rate of `opt`; None takes its default
 seed: int = 0  # first seed; the scale sets how many
 scale: str = "book"  # ci | book | paper
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import torch
@@ -88,7 +88,7 @@ print(f"scale={scale}: seeds {sizes['seeds']}, {sizes['steps']} steps, optimizer
 # On a small network with a random (non-identity) input covariance $S$, where
 # {eq}`eq-linear-diag` reads $v_i^2 S_{jj}$ and $(W_1 S W_1^\top)_{ii}$:
 
-# %%
+# %% tags=["hide-input"]
 g = torch.Generator().manual_seed(seed)
 m_, d_ = 5, 4
 W1_, W2_ = torch.randn(m_, d_, generator=g, dtype=torch.float64), torch.randn(1, m_, generator=g, dtype=torch.float64)
@@ -186,7 +186,7 @@ assert err_W1 < 1e-10 and err_W2 < 1e-10
 #
 # ## R_med along the trajectories
 
-# %%
+# %% tags=["hide-input"]
 traj, runs = ln.trajectory_runs(opts, sizes["seeds"], base, lr={opt: lr} if lr else None)
 featured = next(r for r in runs if r.config.opt == opt and r.config.seed == seed)
 final = traj.sort_values("step").groupby(["opt", "seed"]).tail(1).set_index(["opt", "seed"]).sort_index()
@@ -205,7 +205,7 @@ for o in ("gd", "adam", "signgd"):
     glue_number(f"{o}_rmed_w2_mean", summary.loc[o, ("rmed_W2", "mean")])
 summary_shown
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = figure_grid(3)
 for ax, y, logy in zip(axes, ["loss", "rmed_W1", "rmed_W2"], [True, True, True]):
     band_plot(ax, traj[traj.step > 0], "step", y, logy=logy, hue_order=opts)
@@ -226,7 +226,7 @@ glue_figure("fig_theorem_trajectories", fig)
 # large, Adam and sign-GD where it is near 1.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("theorem", params, [r.provenance for r in runs])
 
 # %% [markdown]
@@ -239,7 +239,7 @@ show_provenance("theorem", params, [r.provenance for r in runs])
 # $R_\mathrm{med}(W_1) =$ {glue:text}`rmed_w1_final:.2f` and
 # $R_\mathrm{med}(W_2) =$ {glue:text}`rmed_w2_final:.2f`.
 
-# %%
+# %% tags=["hide-input"]
 converged = final.loc[["gd", "adam"], "loss"]
 assert (converged < 1e-3).all(), f"GD and Adam should both reach the minimum:\n{converged}"
 gd_w1, adam_w1 = final.loc["gd", "rmed_W1"], final.loc["adam", "rmed_W1"]
@@ -253,7 +253,7 @@ assert (final.loc["gd", "rmed_W2"] > 2 * final.loc["adam", "rmed_W2"]).all()
 # the default learning rates), as the width $m$ and the input dimension $d$ vary. The dashed line
 # is {prf:ref}`prop-gd`'s prediction for GD, computed from each run's initial weights.
 
-# %%
+# %% tags=["hide-input"]
 by_width = ln.final_rmed_sweep("width", sizes["widths"], ["gd", "adam", "signgd"], sizes["seeds"], base)
 by_dim = ln.final_rmed_sweep("dim", sizes["dims"], ["gd", "adam", "signgd"], sizes["seeds"], base)
 typical = ln.chi2_ratio_quantiles(sizes["widths"], seed=seed)
@@ -297,7 +297,7 @@ by_width.groupby(["width", "opt"]).rmed_W1.mean().unstack("opt").round(2)
 # small widths.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("theorem", params, [{"sweeps": "width and dim", "seeds": str(sizes["seeds"]),
                                      "wall_time_s": time.perf_counter() - started}])
 
@@ -324,7 +324,7 @@ show_provenance("theorem", params, [{"sweeps": "width and dim", "seeds": str(siz
 # flow and numerically for discrete GD and Adam: GD ends where R_med is large (and grows with the
 # width), Adam where it is near 1.
 
-# %%
+# %% tags=["hide-input"]
 assert prediction_error < 0.01, f"Proposition 1 should predict GD's final R_med within 1%: {prediction_error:.3%}"
 g_ = by_width[by_width.opt == "gd"].groupby("width").rmed_W1.mean()
 a_ = by_width[by_width.opt == "adam"].groupby("width").rmed_W1.mean()

@@ -197,4 +197,4 @@ def test_polarity_contents():
 
 def test_licences_cover_every_data_set():
     assert {"ptb", "polarity", "mnist", "fashion_mnist", "cifar10", "wikitext", "sst2"} <= set(data.LICENCES)
-    assert all({"name", "source", "licence"} <= set(v) for v in data.LICENCES.values())
+    assert all({"name", "source", "size", "licence", "used"} <= set(v) for v in data.LICENCES.values())
