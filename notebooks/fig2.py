@@ -131,10 +131,11 @@ final.assign(ratio_sgdm_over_adam=final.get("sgdm") / final.get("adam")).round(2
 #
 # **When the verdict is *not reproduced*, what would test the claim further.** The book-scale
 # model is a character-level transformer with $d=16$ trained for a few hundred steps, chosen so
-# that every probe is an *exact* diagonal on a 2-core CPU; the paper's models are larger and
-# trained for thousands of iterations (its table reports iterations 750 and 1250). The next tests,
+# that every probe is an *exact* diagonal on a 2-core CPU; the paper's model sizes are not known,
+# but its table reports iterations 750 and 1250, beyond the book's runs. The next tests,
 # in order of cost: more seeds ({doc}`fig3`), longer training at the same size (`-p steps 3000`),
-# the word-level model at `-p scale paper` on a GPU, and the learning-rate sensitivity of the
+# the word-level model at `-p scale paper` on a GPU (no learning rate is tuned at that scale: pass
+# one with `-p lr`), and the learning-rate sensitivity of the
 # ratio (a sweep over the grid, {doc}`../sweeps`): a gap that appears only at one learning rate is
 # a statement about tuning, not about the optimizer.
 
