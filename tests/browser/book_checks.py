@@ -296,7 +296,7 @@ def launch_problems(v: Visit) -> list[str]:
 _HIDDEN_INPUT_JS = """() => Array.from(document.querySelectorAll('.cell.tag_hide-input')).map((c, i) => {
   const input = c.querySelector('.cell_input');
   const details = input ? input.closest('details') : null;
-  return {i: i + 1, input: !!input, collapsed: !!details && !details.open && input.offsetParent === null};
+  return {i: i + 1, input: !!input, collapsed: !!details && !details.open && !input.checkVisibility()};
 })"""
 
 
