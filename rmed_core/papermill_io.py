@@ -94,6 +94,8 @@ def __getattr__(name: str) -> Any:
     """``local_handler``: the object papermill registers through the entry point. Looking it up
     installs the wrapper into papermill's registry (papermill looks it up once, while
     ``papermill.iorw`` is being imported; its registry already exists at that point)."""
-    if name == "local_handler":
+    # "HANDLER" is the name installs made before this entry point registered (under path prefixes);
+    # answering it too keeps papermill importable until `pip install -e .` refreshes the metadata.
+    if name in ("local_handler", "HANDLER"):
         return install(importlib.import_module("papermill.iorw").papermill_io)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
