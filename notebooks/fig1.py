@@ -22,21 +22,25 @@
 # last 10% of steps (seed 0, `rmed_core.trainer.tune_lr`); the batch size is stated with each run.
 
 # %% tags=["parameters"]
-tasks = "ptb_lm,polarity_cls"  # comma-separated language tasks
-seed = 0  # first seed; the scale sets how many
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional, Union
 
-# %%
-from rmed_core.experiments import run_grid, seeds_for
+tasks: str = "ptb_lm,polarity_cls"  # comma-separated language tasks
+lr: Union[float, str, None] = None  # None: tuned values; a number for both optimizers; or "sgdm:0.1,adam:0.01"
+seed: int = 0  # first seed; the scale sets how many
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
+
+# %% tags=["hide-input"]
+from rmed_core.experiments import learning_rates, run_grid, seeds_for
 from rmed_core.plots import band_plot, figure_grid
 from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
 from rmed_core.tasks import LR_GRID, TUNED_LR, get_task
 
-params = dict(tasks=tasks, seed=seed, steps=steps, scale=scale)
+params = dict(tasks=tasks, lr=lr, seed=seed, steps=steps, scale=scale)
 task_list = [t.strip() for t in tasks.split(",") if t.strip()]
 seeds = seeds_for(scale, seed)
-grid = run_grid(task_list, ["sgdm", "adam"], seeds, scale=scale, **({"steps": steps} if steps else {}))
+grid = run_grid(task_list, ["sgdm", "adam"], seeds, scale=scale, lr=learning_rates(lr, ["sgdm", "adam"]),
+                **({"steps": steps} if steps else {}))
 for r in grid.diverged:
     print(f"DIVERGED: {r.config.task} {r.config.opt} seed {r.config.seed} (lr {r.config.lr:g})")
 print("learning-rate grid:", ", ".join(f"{v:g}" for v in LR_GRID))
@@ -44,7 +48,7 @@ import pandas as pd
 pd.DataFrame([{"task": r.config.task, "opt": r.config.opt, "lr": r.config.lr, "batch size": r.config.batch_size,
                "steps": r.config.steps} for r in grid.results]).drop_duplicates(["task", "opt"])
 
-# %%
+# %% tags=["hide-input"]
 loss = grid.loss.assign(smooth=grid.loss.groupby(["task", "opt", "seed"]).loss.transform(
     lambda s: s.rolling(25, min_periods=1).mean()))
 fig, axes = figure_grid(len(task_list), width=5.0, height=3.6)
@@ -75,7 +79,7 @@ tail.round(4)
 # rate (mean and min–max over seeds, 25-step running mean of the mini-batch loss).
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig1", params, grid.provenance)
 
 # %% [markdown]
@@ -85,5 +89,5 @@ show_provenance("fig1", params, grid.provenance)
 # speed; at the small scale of the book both optimizers are tuned on the same grid, so a gap here
 # is not an artefact of an untuned SGD.
 
-# %%
+# %% tags=["hide-input"]
 assert len(grid.results) == len(task_list) * 2 * len(seeds)

@@ -28,20 +28,24 @@
 # every seed, *partly* when only its mean does, *not reproduced* otherwise.
 
 # %% tags=["parameters"]
-task = "ptb_lm"  # the language task (ptb_lm or polarity_cls)
-seed = 0  # first seed; the scale sets how many
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional, Union
 
-# %%
+task: str = "ptb_lm"  # the language task (ptb_lm or polarity_cls)
+lr: Union[float, str, None] = None  # None: tuned values; a number for both optimizers; or "sgdm:0.1,adam:0.01"
+seed: int = 0  # first seed; the scale sets how many
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
+
+# %% tags=["hide-input"]
 from rmed_core.analysis import compare_with_published, ratio_table
-from rmed_core.experiments import run_grid, seeds_for
+from rmed_core.experiments import learning_rates, run_grid, seeds_for
 from rmed_core.plots import figure_grid, layer_group, LAYER_GROUPS
 from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
 
-params = dict(task=task, seed=seed, steps=steps, scale=scale)
+params = dict(task=task, lr=lr, seed=seed, steps=steps, scale=scale)
 seeds = seeds_for(scale, seed)
-grid = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, **({"steps": steps} if steps else {}))
+grid = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, lr=learning_rates(lr, ["sgdm", "adam"]),
+                **({"steps": steps} if steps else {}))
 for r in grid.diverged:
     print(f"DIVERGED: {r.config.opt} seed {r.config.seed} (lr {r.config.lr:g}): {r.provenance.get('reason')}")
 probed = sorted(int(s) for s in grid.rmed.step.unique())
@@ -53,7 +57,7 @@ ratios = ratio_table(grid.rmed, steps=sorted(set(step_map.values())))
 print(f"seeds {seeds}; probes at steps {probed}; published iterations 750, 1250 -> steps "
       f"{step_map[750]}, {step_map[1250]}")
 
-# %%
+# %% tags=["hide-input"]
 table = compare_with_published(ratios, step_map)
 n_rows = int((table.verdict == "reproduced").sum())
 glue_number("fig3_rows_reproduced", n_rows)
@@ -61,7 +65,7 @@ glue_text("fig3_verdict", "reproduced" if n_rows == len(table) else
           "partly reproduced" if (table.verdict != "not reproduced").any() else "not reproduced")
 table
 
-# %%
+# %% tags=["hide-input"]
 last = ratios[ratios.step == step_map[1250]].sort_values("layer_index")
 fig, axes = figure_grid(1, width=9.5, height=3.8)
 ax = axes[0]
@@ -91,7 +95,7 @@ print(f"mean ratio > 1 in {above} of {len(last)} tensors; median over tensors {l
 # (bars: mean over seeds; whiskers: standard deviation). Above the line, SGD-M's R_med is larger.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig3", params, grid.provenance)
 
 # %% [markdown]
@@ -105,6 +109,6 @@ show_provenance("fig3", params, grid.provenance)
 # paper-scale model on a GPU (`-p scale paper`, where the probes at iterations 750 and 1250 exist),
 # more seeds (the scale sets them: 3 at `book`, 5 at `paper`), and the ratio's sensitivity to the learning rates.
 
-# %%
+# %% tags=["hide-input"]
 assert (ratios.n_seeds <= len(seeds)).all() and (ratios.n_seeds >= 1).all()
 assert len(table) == 6

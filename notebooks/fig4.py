@@ -21,24 +21,27 @@
 # `dataset-fashion-mnist` is installed), with the same optimizers, seeds and probes.
 
 # %% tags=["parameters"]
-task = "mnist_cnn"  # mnist_cnn or fashion_cnn
-language_task = "ptb_lm"  # the language task it is compared with
-seed = 0
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional, Union
 
-# %%
+task: str = "mnist_cnn"  # mnist_cnn or fashion_cnn
+lr: Union[float, str, None] = None  # for `task`. None: tuned values; a number for both optimizers; or "sgdm:0.1,adam:0.01"
+language_task: str = "ptb_lm"  # the language task it is compared with (at its tuned learning rates)
+seed: int = 0
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
+
+# %% tags=["hide-input"]
 import numpy as np
 
 from rmed_core.analysis import ratio_table
-from rmed_core.experiments import run_grid, seeds_for
+from rmed_core.experiments import learning_rates, run_grid, seeds_for
 from rmed_core.plots import band_plot, figure_grid
 from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
 
-params = dict(task=task, language_task=language_task, seed=seed, steps=steps, scale=scale)
+params = dict(task=task, lr=lr, language_task=language_task, seed=seed, steps=steps, scale=scale)
 seeds = seeds_for(scale, seed)
 extra = {"steps": steps} if steps else {}
-cnn = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, **extra)
+cnn = run_grid([task], ["sgdm", "adam"], seeds, scale=scale, lr=learning_rates(lr, ["sgdm", "adam"]), **extra)
 lm = run_grid([language_task], ["sgdm", "adam"], seeds, scale=scale, **extra)
 for r in cnn.diverged + lm.diverged:
     print(f"DIVERGED: {r.config.task} {r.config.opt} seed {r.config.seed} (lr {r.config.lr:g})")
@@ -59,7 +62,7 @@ control_holds = gap["cnn"] < gap["lm"] and gap["lm"] > 1
 glue_text("fig4_verdict", "reproduced" if control_holds else "not reproduced")
 cnn_r[["layer", "mean", "std", "n_above_1", "n_seeds"]].round(2)
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = figure_grid(2, width=5.0, height=3.6)
 for ax, r, name in ((axes[0], cnn_r, task), (axes[1], lm_r, language_task)):
     ax.hist(np.log10(r["mean"]), bins=12, color="#1f77b4", alpha=0.8)
@@ -78,7 +81,7 @@ glue_figure("fig4_control", fig)
 # SGD-M's R_med is the larger.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig4", params, cnn.provenance + lm.provenance)
 
 # %% [markdown]
@@ -88,5 +91,5 @@ show_provenance("fig4", params, cnn.provenance + lm.provenance)
 # The control counts as reproduced when the language model shows a gap (median ratio above 1) and
 # the CNN a smaller one. At this scale it is **{glue:text}`fig4_verdict`**.
 
-# %%
+# %% tags=["hide-input"]
 assert len(cnn_r) == len(list(dict.fromkeys(cnn.rmed.layer)))

@@ -28,26 +28,29 @@
 #    ({cite:t}`zhao2024deconstructing` find Adam, signum and relatives alike on language models).
 
 # %% tags=["parameters"]
-task = "ptb_lm"
-seed = 0
-others = "adamw,rmsprop,signum"  # comma-separated extra optimizers (each needs a tuned or given lr)
-lr_others = 0.003  # learning rate of the extra optimizers (None: their tuned values)
-steps = None  # None: the scale's default
-scale = "book"  # ci | book | paper
+from typing import Optional, Union
 
-# %%
+task: str = "ptb_lm"
+lr: Union[float, str, None] = None  # SGD-M and Adam. None: tuned values; a number for both; or "sgdm:0.1,adam:0.01"
+seed: int = 0
+others: str = "adamw,rmsprop,signum"  # comma-separated extra optimizers (each needs a tuned or given lr)
+lr_others: Optional[float] = 0.003  # learning rate of the extra optimizers (None: their tuned values)
+steps: Optional[int] = None  # None: the scale's default
+scale: str = "book"  # ci | book | paper
+
+# %% tags=["hide-input"]
 import numpy as np
 
-from rmed_core.experiments import run_grid
+from rmed_core.experiments import learning_rates, run_grid
 from rmed_core.trainer import final_model
 from rmed_core.hessian import blockwise_spectra
 from rmed_core.plots import LAYER_GROUPS, OPT_COLORS, band_plot, figure_grid, layer_group
 from rmed_core.report import glue_figure, glue_number, show_provenance
 from rmed_core.tasks import get_task
 
-params = dict(task=task, seed=seed, others=others, lr_others=lr_others, steps=steps, scale=scale)
+params = dict(task=task, lr=lr, seed=seed, others=others, lr_others=lr_others, steps=steps, scale=scale)
 extra = {"steps": steps} if steps else {}
-main = run_grid([task], ["sgdm", "adam"], [seed], scale=scale, **extra)
+main = run_grid([task], ["sgdm", "adam"], [seed], scale=scale, lr=learning_rates(lr, ["sgdm", "adam"]), **extra)
 other_opts = [o.strip() for o in others.split(",") if o.strip()]
 more = run_grid([task], other_opts, [seed], scale=scale,
                 lr={o: lr_others for o in other_opts} if lr_others else None, **extra)
@@ -57,7 +60,7 @@ for r in main.diverged + more.diverged:
 # %% [markdown]
 # ## The largest eigenvalue along the trajectories
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = figure_grid(1, width=5.0, height=3.2)
 eig = main.eig[main.eig["rank"] == 0].assign(eigenvalue=lambda d: d.eigenvalue.abs())
 band_plot(axes[0], eig, "step", "eigenvalue", logy=True, marker="o", hue_order=["sgdm", "adam"])
@@ -79,13 +82,13 @@ for o in ("sgdm", "adam"):
 # At the last probe $|\lambda_{\max}|$ is {glue:text}`fig5_lmax_sgdm:.3g` under SGD-M and
 # {glue:text}`fig5_lmax_adam:.3g` under Adam.
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig5", params, main.provenance)
 
 # %% [markdown]
 # ## Blockwise spectra at the end of training
 
-# %%
+# %% tags=["hide-input"]
 spectra = {}
 for r in main.results:
     model, batch = final_model(r)
@@ -123,13 +126,13 @@ for o, v in spread.items():
 # is {glue:text}`fig5_spread_sgdm:.2f` at the end of SGD-M's run and
 # {glue:text}`fig5_spread_adam:.2f` at the end of Adam's.
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig5", params, main.provenance)
 
 # %% [markdown]
 # ## R_med under other optimizers
 
-# %%
+# %% tags=["hide-input"]
 allr = __import__("pandas").concat([main.rmed, more.rmed], ignore_index=True)
 final = allr[allr.step == allr.step.max()].groupby("opt").r_med.median().sort_values()
 fig, axes = figure_grid(1, width=5.0, height=3.2)
@@ -148,8 +151,8 @@ final.round(2).rename("median R_med at the last probe").to_frame()
 # The median over parameter tensors of R_med along the trajectory of each optimizer.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("fig5", params, main.provenance + more.provenance)
 
-# %%
+# %% tags=["hide-input"]
 assert set(spectra) == {"sgdm", "adam"} and all(len(s) > 0 for s in spectra.values())

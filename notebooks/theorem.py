@@ -55,22 +55,25 @@
 # `tests/test_linear_net.py`.
 
 # %% tags=["parameters"]
-opt = "gd"  # the optimizer whose run is reported below: gd, adam, signgd, sgdm, ...
-width = 100  # hidden width m of the trajectory figure
-dim = 20  # input dimension d
-steps = None  # optimizer steps; None takes the scale's default
-lr = None  # learning rate of `opt`; None takes its default
-seed = 0  # first seed; the scale sets how many
-scale = "book"  # ci | book | paper
+from typing import Optional
 
-# %%
+opt: str = "gd"  # the optimizer whose run is reported below: gd, adam, signgd, sgdm, ...
+width: int = 100  # hidden width m of the trajectory figure
+dim: int = 20  # input dimension d
+steps: Optional[int] = None  # optimizer steps; None takes the scale's default
+lr: Optional[float] = None  # learning rate of `opt`; None takes its default
+seed: int = 0  # first seed; the scale sets how many
+scale: str = "book"  # ci | book | paper
+
+# %% tags=["hide-input"]
 import time
 
 import torch
 
 from rmed_core import linear_net as ln
+from rmed_core.analysis import rank_trend
 from rmed_core.plots import band_plot, figure_grid
-from rmed_core.report import glue_figure, glue_number, show_provenance
+from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
 from rmed_core.stats import r_med
 
 started = time.perf_counter()
@@ -86,7 +89,7 @@ print(f"scale={scale}: seeds {sizes['seeds']}, {sizes['steps']} steps, optimizer
 # On a small network with a random (non-identity) input covariance $S$, where
 # {eq}`eq-linear-diag` reads $v_i^2 S_{jj}$ and $(W_1 S W_1^\top)_{ii}$:
 
-# %%
+# %% tags=["hide-input"]
 g = torch.Generator().manual_seed(seed)
 m_, d_ = 5, 4
 W1_, W2_ = torch.randn(m_, d_, generator=g, dtype=torch.float64), torch.randn(1, m_, generator=g, dtype=torch.float64)
@@ -182,9 +185,39 @@ assert err_W1 < 1e-10 and err_W2 < 1e-10
 # Gaussian rows) and compare with the prediction of {prf:ref}`prop-gd` computed from each run's
 # own initial weights (taking $u_i(0)$ as the component of $w_i(0)$ along $a$).
 #
+# ## Proposition 2 in its own setting
+#
+# {prf:ref}`prop-sign` is checked where it applies: $d = 1$, the widths of the sweeps below, the
+# same Gaussian starts ($\sigma_0 = 10^{-3}$), and sign steps of $10^{-5}$ (the flow's Euler
+# discretisation; each step moves every weight by exactly that much, so the bound is evaluated
+# with $\rho$ + step in place of $\rho$), stopped at the first step where the loss reaches zero.
+
+# %% tags=["hide-input"]
+import pandas as pd
+
+sign_check = pd.DataFrame([ln.sign_flow_check(m, seed=s) for m in sizes["widths"] for s in sizes["seeds"]])
+sign_check["within_bound"] = (sign_check[["rmed_W1", "rmed_W2"]].max(axis=1) <= sign_check.bound)
+prop2_holds = bool(sign_check.hypothesis.all() and sign_check.within_bound.all())
+glue_number("prop2_runs", len(sign_check))
+glue_number("prop2_within", int(sign_check.within_bound.sum()))
+glue_number("prop2_worst_rmed", sign_check[["rmed_W1", "rmed_W2"]].max(axis=1).max())
+glue_number("prop2_largest_bound", sign_check.bound.max())
+sign_check.groupby("width")[["rho", "time", "rmed_W1", "rmed_W2", "bound"]].max().map(lambda v: f"{v:.4g}")
+
+# %% [markdown]
+# In {glue:text}`prop2_within:.0f` of {glue:text}`prop2_runs:.0f` runs both layers end within
+# the bound of {prf:ref}`prop-sign` (the table gives, per width, the largest value over seeds;
+# the largest R_med is {glue:text}`prop2_worst_rmed:.3f`, the loosest bound
+# {glue:text}`prop2_largest_bound:.3f`).
+
+# %% tags=["hide-input"]
+assert sign_check.hypothesis.all(), "these starts satisfy 2(rho + step) sqrt(m) < 1"
+assert prop2_holds, f"Proposition 2's bound fails in its own setting:\n{sign_check[~sign_check.within_bound]}"
+
+# %% [markdown]
 # ## R_med along the trajectories
 
-# %%
+# %% tags=["hide-input"]
 traj, runs = ln.trajectory_runs(opts, sizes["seeds"], base, lr={opt: lr} if lr else None)
 featured = next(r for r in runs if r.config.opt == opt and r.config.seed == seed)
 final = traj.sort_values("step").groupby(["opt", "seed"]).tail(1).set_index(["opt", "seed"]).sort_index()
@@ -195,6 +228,8 @@ rmed_w1_final = glue_number("rmed_w1_final", featured.final["rmed_W1"])
 rmed_w2_final = glue_number("rmed_w2_final", featured.final["rmed_W2"])
 loss_final = glue_number("loss_final", featured.final["loss"])
 glue_number("lr_featured", featured.config.learning_rate)
+glue_number("width_featured", width)
+glue_number("dim_featured", dim)
 summary = final.groupby("opt")[["loss", "rmed_W1", "rmed_W2"]].agg(["mean", "std"])
 summary_shown = summary.map(lambda v: f"{v:.3g}")
 for o in ("gd", "adam", "signgd"):
@@ -203,7 +238,7 @@ for o in ("gd", "adam", "signgd"):
     glue_number(f"{o}_rmed_w2_mean", summary.loc[o, ("rmed_W2", "mean")])
 summary_shown
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = figure_grid(3)
 for ax, y, logy in zip(axes, ["loss", "rmed_W1", "rmed_W2"], [True, True, True]):
     band_plot(ax, traj[traj.step > 0], "step", y, logy=logy, hue_order=opts)
@@ -224,12 +259,11 @@ glue_figure("fig_theorem_trajectories", fig)
 # large, Adam and sign-GD where it is near 1.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("theorem", params, [r.provenance for r in runs])
 
 # %% [markdown]
-# At the end of training (width {glue:text}`rmed_w1_final:.0f` is the featured run's
-# $R_\mathrm{med}(W_1)$, not the width): over the seeds, GD ends with
+# At the end of training (width {glue:text}`width_featured:.0f`): over the seeds, GD ends with
 # $R_\mathrm{med}(W_1) =$ {glue:text}`gd_rmed_w1_mean:.1f` (std {glue:text}`gd_rmed_w1_std:.1f`),
 # Adam with {glue:text}`adam_rmed_w1_mean:.2f` (std {glue:text}`adam_rmed_w1_std:.2f`) and sign-GD
 # with {glue:text}`signgd_rmed_w1_mean:.2f` (std {glue:text}`signgd_rmed_w1_std:.2f`). The run
@@ -237,12 +271,13 @@ show_provenance("theorem", params, [r.provenance for r in runs])
 # $R_\mathrm{med}(W_1) =$ {glue:text}`rmed_w1_final:.2f` and
 # $R_\mathrm{med}(W_2) =$ {glue:text}`rmed_w2_final:.2f`.
 
-# %%
+# %% tags=["hide-input"]
 converged = final.loc[["gd", "adam"], "loss"]
 assert (converged < 1e-3).all(), f"GD and Adam should both reach the minimum:\n{converged}"
-gd_w1, adam_w1 = final.loc["gd", "rmed_W1"], final.loc["adam", "rmed_W1"]
-assert (gd_w1 > 2 * adam_w1).all(), f"claim: R_med(W1) under GD exceeds Adam's, per seed\n{gd_w1}\n{adam_w1}"
-assert (final.loc["gd", "rmed_W2"] > 2 * final.loc["adam", "rmed_W2"]).all()
+# the claim, per seed and per layer: GD ends with more than twice Adam's R_med
+gd_above_adam = bool((final.loc["gd", "rmed_W1"] > 2 * final.loc["adam", "rmed_W1"]).all()
+                     and (final.loc["gd", "rmed_W2"] > 2 * final.loc["adam", "rmed_W2"]).all())
+glue_text("theorem_gd_above_adam", "in every seed" if gd_above_adam else "not in every seed")
 
 # %% [markdown]
 # ## R_med at the end of training, against width and input dimension
@@ -251,7 +286,7 @@ assert (final.loc["gd", "rmed_W2"] > 2 * final.loc["adam", "rmed_W2"]).all()
 # the default learning rates), as the width $m$ and the input dimension $d$ vary. The dashed line
 # is {prf:ref}`prop-gd`'s prediction for GD, computed from each run's initial weights.
 
-# %%
+# %% tags=["hide-input"]
 by_width = ln.final_rmed_sweep("width", sizes["widths"], ["gd", "adam", "signgd"], sizes["seeds"], base)
 by_dim = ln.final_rmed_sweep("dim", sizes["dims"], ["gd", "adam", "signgd"], sizes["seeds"], base)
 typical = ln.chi2_ratio_quantiles(sizes["widths"], seed=seed)
@@ -280,6 +315,13 @@ glue_number("width_min", min(sizes["widths"]))
 gd_sweep = by_width[by_width.opt == "gd"]
 prediction_error = float(((gd_sweep.rmed_W1 - gd_sweep.predicted_W1).abs() / gd_sweep.rmed_W1).max())
 glue_number("prediction_error_pct", 100 * prediction_error)
+trend = rank_trend(gd_sweep.width, gd_sweep.rmed_W1, seed=seed)
+glue_number("width_trend_rho", trend["rho"])
+glue_number("width_trend_lower", trend["lower"])
+glue_number("width_trend_upper", trend["upper"])
+glue_number("width_trend_n", trend["n"])
+glue_text("width_trend", {"increasing": "grows with the width", "decreasing": "falls with the width",
+                          "none detected": "shows no trend with the width that these runs can detect"}[trend["trend"]])
 by_width.groupby(["width", "opt"]).rmed_W1.mean().unstack("opt").round(2)
 
 # %% [markdown]
@@ -290,41 +332,74 @@ by_width.groupby(["width", "opt"]).rmed_W1.mean().unstack("opt").round(2)
 # $m$ = `width`): median and min–max over seeds. Crosses: {prf:ref}`prop-gd`'s prediction for each
 # GD run from its own initial weights; dotted, with its interquartile band: the distribution that
 # {prf:ref}`prop-gd` implies for i.i.d. Gaussian starts, max/median of $m$ i.i.d. $\chi^2_1$
-# (Monte Carlo). GD's R_med follows it and grows with the width; Adam's and sign-GD's stay near 1.
-# With few units the median of the $\chi^2_1$ draws is itself noisy, hence the wide band at
-# small widths.
+# (Monte Carlo). The numbers are discussed below. With few units the median of the $\chi^2_1$
+# draws is itself noisy, hence the wide band at small widths.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 show_provenance("theorem", params, [{"sweeps": "width and dim", "seeds": str(sizes["seeds"]),
                                      "wall_time_s": time.perf_counter() - started}])
 
 # %% [markdown]
 # From width {glue:text}`width_min:.0f` to {glue:text}`width_max:.0f`, GD's final
 # $R_\mathrm{med}(W_1)$ goes from {glue:text}`gd_rmed_w1_narrowest:.1f` to
-# {glue:text}`gd_rmed_w1_widest:.1f`, Adam's from {glue:text}`adam_rmed_w1_narrowest:.2f` to
+# {glue:text}`gd_rmed_w1_widest:.1f` (means over seeds; the table above gives every width: the means
+# do not rise at every step, as single draws of a max/median of $\chi^2_1$ variables need not).
+# Over all {glue:text}`width_trend_n:.0f` GD runs, Spearman's rank correlation between the width and
+# the final $R_\mathrm{med}(W_1)$ is {glue:text}`width_trend_rho:.2f` (95% bootstrap interval
+# {glue:text}`width_trend_lower:.2f` to {glue:text}`width_trend_upper:.2f`): GD's R_med
+# {glue:text}`width_trend`. Adam's goes from {glue:text}`adam_rmed_w1_narrowest:.2f` to
 # {glue:text}`adam_rmed_w1_widest:.2f` and sign-GD's from {glue:text}`signgd_rmed_w1_narrowest:.2f`
 # to {glue:text}`signgd_rmed_w1_widest:.2f`. {prf:ref}`prop-gd`'s prediction, made from the initial
 # weights alone, is within {glue:text}`prediction_error_pct:.2f`% of every GD run, although these
 # starts are not aligned ($d > 1$): the components orthogonal to $a$ stay of order $\sigma_0$.
-# Adam's R_med creeps up with the width: its steps are not exactly sign steps, and
-# {prf:ref}`prop-sign`'s bound loosens as $\rho\sqrt m$ grows.
+# Adam's steps are not exactly sign steps, and {prf:ref}`prop-sign`'s bound loosens as
+# $\rho\sqrt m$ grows, so Adam's R_med need not stay as close to 1 at large widths.
 #
 # **A caveat on discrete sign steps.** {prf:ref}`prop-sign` is about the flow. A sign step of fixed
 # size $\eta$ moves every weight by exactly $\eta$, so once the weights are only a few steps
 # large the discretisation itself creates imbalance, and the iterates stop $O(\eta)$ away from the
-# minimum. With $\eta = 10^{-3}$, width 800 and $d = 20$ (where the final weights are about
-# $(m\sqrt d)^{-1/2} \approx 0.017$, seventeen steps) sign-GD ended with $R_\mathrm{med}(W_1) \approx 10$ in this
-# project's runs; with $\eta = 10^{-4}$, the default here, with 1.3. Adam's steps shrink as its
-# second-moment estimate catches up, so it does not suffer from this.
-#
-# **Verdict.** In this setting the abstract's claim holds, provably for gradient flow and sign
-# flow and numerically for discrete GD and Adam: GD ends where R_med is large (and grows with the
-# width), Adam where it is near 1.
+# minimum. The run below has width {glue:text}`width_max:.0f` and $d$ = `dim`, where the final
+# weights are about $(m\sqrt d)^{-1/2} \approx$ {glue:text}`sign_weight_scale:.3f`.
 
-# %%
-assert prediction_error < 0.01, f"Proposition 1 should predict GD's final R_med within 1%: {prediction_error:.3%}"
-g_ = by_width[by_width.opt == "gd"].groupby("width").rmed_W1.mean()
-a_ = by_width[by_width.opt == "adam"].groupby("width").rmed_W1.mean()
-assert (g_ > a_).all(), "claim: GD's R_med exceeds Adam's at every width"
-assert g_.iloc[-1] > g_.iloc[0], "claim: GD's R_med grows with the width"
+# %% tags=["hide-input"]
+sign_runs = {}
+for eta in (10 * ln.DEFAULT_LR["signgd"], ln.DEFAULT_LR["signgd"]):
+    cfg = ln.LinearNetConfig(opt="signgd", width=max(sizes["widths"]), dim=dim, steps=sizes["steps"], lr=eta,
+                             seed=seed, record_every=sizes["steps"])
+    sign_runs[eta] = ln.train_linear_net(cfg).final["rmed_W1"]
+big, small = sorted(sign_runs, reverse=True)
+weight_scale = (max(sizes["widths"]) * dim ** 0.5) ** -0.5
+glue_number("sign_weight_scale", weight_scale)
+glue_number("sign_eta_big", big)
+glue_number("sign_eta_small", small)
+glue_number("sign_steps_big", weight_scale / big)
+glue_number("sign_rmed_big", sign_runs[big])
+glue_number("sign_rmed_small", sign_runs[small])
+pd.DataFrame({"step size": list(sign_runs), "final R_med(W1)": list(sign_runs.values())}).round(3)
+
+# %% [markdown]
+# With $\eta$ = {glue:text}`sign_eta_big:.0e` (the weights end about
+# {glue:text}`sign_steps_big:.0f` steps from zero) sign-GD ends with
+# $R_\mathrm{med}(W_1)$ = {glue:text}`sign_rmed_big:.2f`; with $\eta$ =
+# {glue:text}`sign_eta_small:.0e`, the default here, with {glue:text}`sign_rmed_small:.2f` (seed
+# `seed`). Adam's steps shrink as its second-moment estimate catches up, so it does not suffer
+# from this.
+#
+# **Verdict: {glue:text}`theorem_verdict`.** It counts as reproduced when GD ends with more than
+# twice Adam's R_med in both layers and every seed of the trajectory runs, Proposition 1 predicts
+# every GD run of the width sweep within 1% from its initial weights, and Proposition 2's bound
+# holds in every run of its own setting; as partly reproduced when only the first holds. Here
+# the first holds {glue:text}`theorem_gd_above_adam`, the prediction is within
+# {glue:text}`prediction_error_pct:.2f`%, and the bound holds in
+# {glue:text}`prop2_within:.0f` of {glue:text}`prop2_runs:.0f` runs. What is proved is about
+# gradient flow from aligned starts and sign flow with $d = 1$; discrete GD and Adam are checked
+# numerically only.
+
+# %% tags=["hide-input"]
+prop1_holds = prediction_error < 0.01
+verdict = ("reproduced" if gd_above_adam and prop1_holds and prop2_holds
+           else "partly reproduced" if gd_above_adam else "not reproduced")
+glue_text("theorem_verdict", verdict)
+print(f"verdict: {verdict} (GD > 2 x Adam in every seed: {gd_above_adam}; Proposition 1 within 1%: "
+      f"{prop1_holds}; Proposition 2's bound: {prop2_holds})")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["PUBLISHED_RATIOS", "ratio_table", "compare_with_published", "verdict"]
+__all__ = ["PUBLISHED_RATIOS", "ratio_table", "compare_with_published", "verdict", "rank_trend"]
 
 #: The published ratio table: layer index, iteration, mean and std of R^SGD_med / R^Adam_med.
 PUBLISHED_RATIOS = pd.DataFrame(
@@ -87,3 +87,32 @@ def compare_with_published(ratios: pd.DataFrame, step_map: dict[int, int] | None
                      "this project": f"{mean:.2f} ({std:.2f})" if n else "—",
                      "seeds with ratio > 1": f"{above}/{n}", "verdict": verdict(mean, above, n)})
     return pd.DataFrame(rows)
+
+
+def rank_trend(x: Sequence[float], y: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000,
+               seed: int = 0) -> dict[str, float]:
+    """Spearman's rank correlation of ``y`` with ``x`` and a percentile bootstrap interval
+    (pairs resampled with replacement; ``resamples`` draws, seeded).
+
+    Returns ``rho``, ``lower``, ``upper``, ``n`` and ``trend``: ``"increasing"`` when the interval
+    lies above 0, ``"decreasing"`` when below, ``"none detected"`` otherwise.
+
+    >>> r = rank_trend([1, 2, 3, 4, 5, 6], [1.0, 2.1, 2.9, 4.2, 5.0, 6.3])
+    >>> r["rho"], r["trend"]
+    (1.0, 'increasing')
+    """
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    rho = float(spearmanr(x, y).statistic)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(x), len(x))
+        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
+            boot.append(spearmanr(x[i], y[i]).statistic)
+    lower, upper = (float(q) for q in np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    trend = "increasing" if lower > 0 else "decreasing" if upper < 0 else "none detected"
+    return {"rho": rho, "lower": lower, "upper": upper, "n": int(len(x)), "trend": trend}

@@ -17,7 +17,7 @@ from .store import ResultStore
 from .trainer import RunResult, TrainConfig, train
 from .validation import SCALES, check_choice
 
-__all__ = ["Grid", "run_grid", "seeds_for"]
+__all__ = ["Grid", "learning_rates", "run_grid", "seeds_for"]
 
 #: How many seeds each scale uses for comparisons over seeds (the paper reports mean (std) over runs).
 SEEDS_PER_SCALE = {"ci": 2, "book": 3, "paper": 5}
@@ -26,6 +26,40 @@ SEEDS_PER_SCALE = {"ci": 2, "book": 3, "paper": 5}
 def seeds_for(scale: str, first: int = 0) -> list[int]:
     """The seeds a comparison uses at ``scale``: ``first, first + 1, ...``."""
     return list(range(first, first + SEEDS_PER_SCALE[check_choice("scale", scale, SCALES)]))
+
+
+def learning_rates(lr: float | str | None, opts: Sequence[str]) -> dict[str, float] | None:
+    """A notebook's ``lr`` parameter as :func:`run_grid`'s ``lr`` mapping.
+
+    ``None`` (every optimizer takes the task's tuned value), a number (that learning rate for every
+    optimizer in ``opts``), or a string ``"sgdm:0.1,adam:0.01"`` (per optimizer, ``=`` works as well
+    as ``:``; the ones not named take their tuned value).
+
+    >>> learning_rates(0.01, ["sgdm", "adam"])
+    {'sgdm': 0.01, 'adam': 0.01}
+    >>> learning_rates("adam=1e-3", ["sgdm", "adam"])
+    {'adam': 0.001}
+    """
+    if lr is None or lr == "":
+        return None
+    if isinstance(lr, bool):
+        raise ValueError(f"lr={lr!r}: expected a number, 'opt:value,...' or None")
+    if isinstance(lr, (int, float)):
+        return {o: float(lr) for o in opts}
+    out: dict[str, float] = {}
+    for item in str(lr).split(","):
+        name, sep, value = item.replace(":", "=").partition("=")
+        try:
+            if not sep:
+                return {o: float(item) for o in opts}
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"lr={lr!r}: expected a number, 'opt:value,...' (e.g. 'sgdm:0.1,adam:0.01') "
+                             f"or None") from None
+    unknown = sorted(set(out) - set(opts))
+    if unknown:
+        raise ValueError(f"lr={lr!r} names {unknown}, which this notebook does not train; it trains {list(opts)}")
+    return out
 
 
 @dataclass

@@ -23,6 +23,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -33,7 +34,7 @@ from .provenance import provenance
 from .stats import r_med
 from .validation import SCALES, check_choice, check_positive
 
-__all__ = [
+__all__ = ["sign_flow_check", 
     "DEFAULT_LR",
     "LinearNetConfig",
     "LinearNetProblem",
@@ -311,3 +312,34 @@ def chi2_ratio_quantiles(widths: list[int], *, draws: int = 2000, quantiles: tup
         ratio = z.max(1).values / z.median(1).values if m % 2 else z.max(1).values / z.sort(1).values[:, m // 2 - 1: m // 2 + 1].mean(1)
         rows.append({"width": m, **{f"q{round(100 * q)}": float(torch.quantile(ratio, q)) for q in quantiles}})
     return pd.DataFrame(rows)
+
+
+def sign_flow_check(width: int, *, init_scale: float = 1e-3, step: float = 1e-5, seed: int = 0) -> dict[str, float]:
+    """Proposition 2 of the theorem chapter, checked in its own setting: ``d = 1``, ``a = 1``,
+    ``W1 = u``, ``W2 = v^T`` with i.i.d. :math:`\\mathcal N(0, \\sigma_0^2)` entries, sign descent
+    with a small ``step`` (the Euler discretisation of sign gradient flow), stopped at the first
+    step where the loss reaches zero (:math:`\\sum_i u_iv_i \\ge 1`).
+
+    Each discrete step moves every weight by exactly ``step``, so the proof's argument holds with
+    :math:`\\rho` replaced by :math:`\\rho + \\text{step}`; ``bound`` is
+    :math:`(1 - 2(\\rho + \\text{step})\\sqrt m)^{-2}` (``inf`` when the hypothesis
+    :math:`2\\rho\\sqrt m < 1` fails).
+
+    Returns:
+        ``width, seed, rho, hypothesis`` (whether :math:`2(\\rho + \\text{step})\\sqrt m < 1`),
+        ``time`` (:math:`T^*`), ``rmed_W1, rmed_W2`` at :math:`T^*` and ``bound``.
+    """
+    check_positive("width", width, integer=True)
+    check_positive("step", step)
+    g = torch.Generator().manual_seed(seed)
+    u = (torch.randn(width, generator=g, dtype=torch.float64) * init_scale).numpy()
+    v = (torch.randn(width, generator=g, dtype=torch.float64) * init_scale).numpy()
+    rho = float(max(np.abs(u).max(), np.abs(v).max()))
+    steps = 0
+    while float(u @ v) < 1.0:  # e = 1 - sum u_i v_i > 0: du_i/dt = sign(v_i), dv_i/dt = sign(u_i)
+        u, v = u + step * np.sign(v), v + step * np.sign(u)
+        steps += 1
+    slack = 2 * (rho + step) * math.sqrt(width)
+    return {"width": width, "seed": seed, "rho": rho, "hypothesis": slack < 1, "time": steps * step,
+            "rmed_W1": r_med(torch.from_numpy(v * v)), "rmed_W2": r_med(torch.from_numpy(u * u)),
+            "bound": (1 - slack) ** -2 if slack < 1 else math.inf}

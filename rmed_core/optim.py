@@ -5,7 +5,8 @@ Equivalences worth knowing (Bernstein et al. 2018, *signSGD*; Kingma & Ba 2015, 
 * ``signgd`` is ``signum`` with ``momentum=0``; it is also the limit of Adam as
   :math:`\\beta_1, \\beta_2, \\epsilon \\to 0`, since then :math:`m_t/\\sqrt{v_t} = g_t/|g_t|`.
 * ``gd`` is ``sgd`` applied to the full-batch (here: population) loss.
-* ``sgdm`` is the paper's "SGD (with momentum)": heavy-ball momentum 0.9, no Nesterov.
+* ``sgdm`` stands for the paper's "SGD (with momentum)"; its settings (heavy-ball momentum 0.9, no
+  Nesterov) are this project's choice, as the paper's momentum is not known.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ class OptimizerSpec:
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "gd": OptimizerSpec(torch.optim.SGD, {}, "gradient descent on the full-batch loss"),
     "sgd": OptimizerSpec(torch.optim.SGD, {}, "plain SGD, no momentum"),
-    "sgdm": OptimizerSpec(torch.optim.SGD, {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9 (the paper's SGD)"),
+    "sgdm": OptimizerSpec(torch.optim.SGD, {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9 (this project's choice for the paper's SGD with momentum)"),
     "adam": OptimizerSpec(torch.optim.Adam, {}, "Adam, betas (0.9, 0.999), eps 1e-8"),
     "adamw": OptimizerSpec(torch.optim.AdamW, {"weight_decay": 0.01}, "AdamW, decoupled weight decay 0.01"),
     "adagrad": OptimizerSpec(torch.optim.Adagrad, {}, "AdaGrad"),

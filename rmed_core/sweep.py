@@ -158,7 +158,7 @@ def _notebook_point(point: NotebookPoint, root: Path) -> dict[str, Any]:
     """Execute the notebook with papermill into a temporary file beside its final name, then move
     it into place (``os.replace``): a notebook is present only once it ran to the end. A failed
     execution is kept as ``*.failed.ipynb`` to read the error in."""
-    import papermill  # before papermill_io, which cannot be the first to import papermill (circular)
+    import papermill
 
     from .papermill_io import read_notebook
 

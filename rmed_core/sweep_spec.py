@@ -238,7 +238,7 @@ def _find_notebook(path: str | Path, value: Any) -> Path:
 
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
     """The names and default values of a notebook's ``parameters`` cell (papermill's inference)."""
-    import papermill  # before papermill_io, which cannot be the first to import papermill (circular)
+    import papermill
 
     from .papermill_io import read_notebook
 

@@ -1,25 +1,28 @@
 """The task registry: each experiment's data, model, loss and sizes, looked up by name and scale.
 
-Tasks (the paper's language-model claim, and its image control; Jiang, Malik, Li 2023):
+Tasks (for the paper's language-model claim and its image control, Jiang, Malik, Li 2023; the
+paper's own tasks, models and sizes are not known, so every task below is this project's choice):
 
-* ``ptb_lm`` (main, default): next-token prediction on Penn Treebank with a causal transformer.
+* ``ptb_lm`` (this project's main task, the default): next-token prediction on Penn Treebank with a causal transformer.
   Character level at ``ci``/``book`` scale (49 symbols: the output softmax, which dominates every
   Hessian-vector product, stays small enough for exact Hessian diagonals on a 2-core CPU), word
   level with the standard 10k vocabulary at ``paper`` scale.
 * ``polarity_cls``: Pang & Lee sentence polarity with a transformer encoder (a second language task).
-* ``mnist_cnn``, ``fashion_cnn``: the control — a CNN on images, where the paper reports no gap.
+* ``mnist_cnn``, ``fashion_cnn``: the control — a CNN on images, where the paper reports no gap
+  (as Ahn et al. 2023 report it).
 
 Scales: ``ci`` runs training and probes in seconds (tests, notebooks under nbval); ``book`` is
-meaningful on a 2-core CPU (minutes per run, exact probes); ``paper`` is as close to the paper as
-is known (a transformer with more than 22 parameter tensors, thousands of iterations), for a GPU.
-The paper's own sizes are not known: these are this project's choices.
+meaningful on a 2-core CPU (minutes per run, exact probes); ``paper`` is this project's choice of a
+larger setting for a GPU (a transformer with more than 22 parameter tensors, since the published
+table indexes layer 22; thousands of iterations, since it reports iteration 1250). The paper's own
+sizes are not known.
 
 Why the ``book`` models are this small: the exact Hessian diagonal of a transformer tensor whose
 positions are coupled costs about ``min(T, d_in) * K`` products (``T`` positions, ``K`` output
 units; see :mod:`rmed_core.hessian.exact`), and every run is probed several times for every seed.
-The whole ``ptb_lm`` book model (d=16, T=8, Hessian batch 8) costs 2,786 products, 1.2 s a probe
-on one CPU thread; d=32 at T=32 costs about 14,000, five times as many
-(``benchmarks/bench_transformer.py``). A larger ``book`` model is one ``ScaleSpec`` line away;
+How the cost of a probe grows with the width ``d`` and the sequence length ``T`` is measured, not
+stated here: ``python benchmarks/bench_transformer.py`` prints the products and seconds per
+probe of the whole model at the sizes it is given. A larger ``book`` model is one ``ScaleSpec`` line away;
 its learning rates must then be tuned again, and the book's build time measured again.
 
 Learning rates: every optimizer is tuned on the grid :data:`LR_GRID` at each scale by the final
@@ -119,8 +122,8 @@ class Task:
         tuned = TUNED_LR.get(self.name, {}).get(check_scale(scale), {})
         if opt not in tuned:
             raise ValueError(f"lr=None but opt={opt!r} has no tuned learning rate for task {self.name!r} at scale "
-                             f"{scale!r} (tuned: {sorted(tuned) or 'none'}); pass lr explicitly, e.g. from "
-                             f"rmed_core.trainer.tune_lr")
+                             f"{scale!r} (tuned: {sorted(tuned) or 'none'}); pass lr explicitly (a notebook: `-p lr VALUE`), "
+                             f"e.g. one found by rmed_core.trainer.tune_lr")
         return tuned[opt]
 
 
@@ -159,7 +162,7 @@ _CNN_SCALES = {
 
 TASKS: dict[str, Task] = {
     "ptb_lm": Task(
-        "ptb_lm", "Penn Treebank language model, causal transformer (the paper's main setting)",
+        "ptb_lm", "Penn Treebank language model, causal transformer (this project's main task)",
         _lm_data, _lm_model, lm_loss, {
             "ci": ScaleSpec(dict(level="char", seq_len=8), _tf(8, 1, 2), steps=20, batch_size=8, probe_every=10,
                             hessian_batch=4),
@@ -179,7 +182,7 @@ TASKS: dict[str, Task] = {
                                probe_every=250, hessian_batch=256, probe_method="sampled"),
         }),
     "mnist_cnn": Task(
-        "mnist_cnn", "MNIST (5,000 digits), CNN (the paper's control: no R_med gap expected)",
+        "mnist_cnn", "MNIST (5,000 digits), CNN (the control: no R_med gap expected, as Ahn et al. report the paper)",
         _data.mnist5k, _cnn_model, F.cross_entropy, _CNN_SCALES),
     "fashion_cnn": Task(
         "fashion_cnn", "Fashion-MNIST, CNN (control on a harder image task)",

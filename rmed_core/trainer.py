@@ -416,18 +416,22 @@ def tune_lr(task: str, opt: str, scale: str, *, grid: tuple[float, ...] = LR_GRI
     return float(table.loc[table["final_loss"].idxmin(), "lr"]), table
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m rmed_core.trainer --task ptb_lm --opt adam --scale book [--tune]``."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", default="ptb_lm")
-    p.add_argument("--opt", default="adam", nargs="+")
+    p.add_argument("--opt", default=["adam"], nargs="+", help="one or more optimizer names (default: adam)")
     p.add_argument("--scale", default="ci")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--probe-every", type=int, default=None)
     p.add_argument("--tune", action="store_true", help="tune the learning rate on LR_GRID instead")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rmed_core.trainer --task ptb_lm --opt adam sgdm --scale book [--tune]``."""
+    a = _parser().parse_args(argv)
     for opt in a.opt:
         if a.tune:
             best, table = tune_lr(a.task, opt, a.scale, seed=a.seed, steps=a.steps, progress=True)

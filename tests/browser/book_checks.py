@@ -279,3 +279,33 @@ def output_problems(v: Visit) -> list[str]:
                 excerpt = text[lo:hi].replace("\n", " ")
                 problems.append(f"{v.page_name}: output cell #{i + 1} shows {what}: ...{excerpt}...")
     return problems
+
+
+# Launch services that open a notebook file: each must be given a notebook it can open (.ipynb).
+LAUNCH_HOSTS = ("colab.research.google.com", "mybinder.org")
+
+
+def launch_problems(v: Visit) -> list[str]:
+    """No launch link (Colab, Binder) that points at a file such a service cannot open (a ``.py``
+    or ``.md`` jupytext source)."""
+    hrefs = v.page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+    return [f"{v.page_name}: launch link {h} opens a jupytext source, which {_host(h)} cannot open"
+            for h in hrefs if _host(h).endswith(LAUNCH_HOSTS) and re.search(r"\.(py|md)(?:$|[?#&])", unquote(h))]
+
+
+_HIDDEN_INPUT_JS = """() => Array.from(document.querySelectorAll('.cell.tag_hide-input')).map((c, i) => {
+  const input = c.querySelector('.cell_input');
+  const details = input ? input.closest('details') : null;
+  return {i: i + 1, input: !!input, collapsed: !!details && !details.open && !input.checkVisibility()};
+})"""
+
+
+def hidden_input_cells(v: Visit) -> list[dict]:
+    """The cells tagged ``hide-input`` on the page, each with whether its code is collapsed."""
+    return v.page.evaluate(_HIDDEN_INPUT_JS)
+
+
+def collapsed_problems(v: Visit) -> list[str]:
+    """Every cell tagged ``hide-input`` (plumbing) shows its output with its code collapsed."""
+    return [f"{v.page_name}: code cell #{c['i']} is tagged hide-input but its code is "
+            f"{'missing' if not c['input'] else 'expanded'}" for c in hidden_input_cells(v) if not c["collapsed"]]

@@ -74,6 +74,47 @@ def test_outputs_are_clean(visits, name):
     assert not problems, _report(problems)
 
 
+@pytest.mark.parametrize("name", PAGES)
+def test_no_launch_link_to_a_jupytext_source(visits, name):
+    problems = bc.launch_problems(visits(name))
+    assert not problems, _report(problems)
+
+
+NOTEBOOKS = sorted(p.stem for p in (bc.ROOT / "notebooks").glob("*.py"))
+
+
+def _tagged_hide_input(notebook: str) -> int:
+    import jupytext
+
+    nb = jupytext.read(bc.ROOT / "notebooks" / f"{notebook}.py")
+    return sum("hide-input" in c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_plumbing_is_collapsed(visits, notebook):
+    """Every code cell tagged hide-input in the source is on its page, with its code collapsed."""
+    name = f"notebooks/{notebook}.html"
+    assert name in PAGES, f"{name} is not in the built book"
+    v = visits(name)
+    problems = bc.collapsed_problems(v)
+    assert not problems, _report(problems)
+    expected = _tagged_hide_input(notebook)
+    assert expected > 0, f"notebooks/{notebook}.py tags no cell hide-input: its plumbing shows before its claims"
+    assert len(bc.hidden_input_cells(v)) == expected, f"{name}: {expected} cells tagged hide-input in the source"
+
+
+def test_data_page_lists_every_data_set(visits):
+    """The data page is in the book and its table names every data set of rmed_core.data.LICENCES."""
+    from rmed_core.data import LICENCES
+
+    assert "data.html" in PAGES, f"data.html is not in the built book; pages: {PAGES}"
+    text = visits("data.html").page.inner_text("article.bd-article")
+    missing = [v["name"] for v in LICENCES.values() if v["name"] not in text]
+    assert not missing, f"data.html does not list {missing}"
+    for phrase in ("personal", "CC BY-SA 3.0", "MIT", "10,662"):
+        assert phrase in text, f"data.html does not say {phrase!r}"
+
+
 @pytest.mark.parametrize("name, n_figures", [("notebooks/theorem.html", 2), ("notebooks/fig3.html", 1)])
 def test_figure_pages_show_their_figures(visits, name, n_figures):
     """The figure pages the screenshots cover really have figures (so the provenance check bites)."""

@@ -38,6 +38,13 @@ SITE = {
                                '<script>null.nope()</script>'),
     "external.html": page('<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
                           '<script src="https://example.org/tracker.js"></script>', notebook=False),
+    "launch.html": page('<a href="https://colab.research.google.com/github/o/r/blob/main/notebooks/fig2.py">Colab</a>'
+                        '<a href="https://colab.research.google.com/github/o/r/blob/main/x.ipynb">fine</a>'),
+    "expanded.html": page('<div class="cell tag_hide-input"><details class="hide above-input" open><summary>code'
+                          '</summary><div class="cell_input"><pre>x = 1</pre></div></details>'
+                          '<div class="cell_output"><pre>ok</pre></div></div>'
+                          '<div class="cell tag_hide-input"><details class="hide above-input"><summary>code</summary>'
+                          '<div class="cell_input"><pre>y = 2</pre></div></details></div>'),
 }
 SITE["sub/clean.html"] = page(f'<h2 id="sec">S</h2>{FIGURE.replace("_images/", "../_images/")}{PANEL}'
                               f'<div class="cell_output"><img src="../_images/a.png"></div>{PANEL}'
@@ -76,7 +83,7 @@ def load(site, chromium):
 
 def all_problems(v, root):
     return (bc.console_problems(v) + bc.image_problems(v) + bc.link_problems(v, root)
-            + bc.provenance_problems(v) + bc.output_problems(v))
+            + bc.provenance_problems(v) + bc.output_problems(v) + bc.launch_problems(v) + bc.collapsed_problems(v))
 
 
 def test_site_pages_skip_generated_pages(site):
@@ -135,3 +142,14 @@ def test_external_requests_are_aborted_and_reported(load):
         in problems
     assert any("cdn.jsdelivr.net" in p for p in problems), problems
     assert not v.ignored
+
+
+def test_launch_checker_catches_colab_link_to_a_py_file(load):
+    problems = bc.launch_problems(load("launch.html"))
+    assert len(problems) == 1 and "notebooks/fig2.py" in problems[0], problems
+
+
+def test_collapsed_checker_catches_expanded_plumbing(load):
+    v = load("expanded.html")
+    assert [c["collapsed"] for c in bc.hidden_input_cells(v)] == [False, True]
+    assert bc.collapsed_problems(v) == ["expanded.html: code cell #1 is tagged hide-input but its code is expanded"]
