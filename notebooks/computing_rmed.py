@@ -212,7 +212,7 @@ for name, what in BENCHMARKS.items():
 # batch: the exact method and the sampled estimate side by side in one process
 # (`benchmarks/bench_study.py`).
 
-# %%
+# %% tags=["hide-input"]
 study = tables.get("study_accuracy")
 if study is not None:
     both_rows = study[study.step.astype(str) == "both"].iloc[0]

@@ -28,7 +28,7 @@ samples whose bit ``b`` is 0 must give an exactly zero response on those whose b
 nonzero response with probability 1). Coupled samples (BatchNorm in training mode, a loss that
 mixes samples) are merged into one sample of ``N T`` positions -- still exact, just more probes.
 
-A parameter used more than once in the graph (tied weights, a module called twice, a functional
+Capturing the sites (:mod:`._capture`): a parameter used more than once in the graph (tied weights, a module called twice, a functional
 re-use) is detected by counting the graph's edges into its ``AccumulateGrad`` node and goes to
 :mod:`.brute`, as do parameters of unsupported modules (reason in ``info['fallback']``).
 Bias: ``H_b[i] = sum_n 1^T B_{n,i} 1`` from the same products (or ``K`` probes ``1 (x) e_i``).
@@ -50,9 +50,9 @@ import torch
 from torch import nn
 
 from ._batched import BatchedGrad, bit_masks
-from ._sites import Site, make_site, unsupported_reason
-from ._guards import ForwardReference, check_custom_functions, preserved_buffers
-from ._validate import Batch, LossFn, check_loss
+from ._capture import capture_sites
+from ._sites import Site
+from ._validate import Batch, LossFn
 from .brute import brute_diagonal
 from .ggn import GaussNewton
 
@@ -68,26 +68,6 @@ def probe_costs(s: Site, positions_independent: bool) -> dict[str, int]:
     return {"b": s.T * s.K, "c": (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0)}
 
 
-def leaf_uses(root: torch.Tensor, leaves: list[torch.Tensor]) -> dict[int, int]:
-    """How many graph edges lead from ``root``'s graph into each leaf (by ``id``)."""
-    ids = {id(p) for p in leaves}
-    count = {i: 0 for i in ids}
-    seen, stack = set(), [root.grad_fn]
-    while stack:
-        fn = stack.pop()
-        if fn is None or fn in seen:
-            continue
-        seen.add(fn)
-        for nxt, _ in fn.next_functions:
-            if nxt is None:
-                continue
-            var = getattr(nxt, "variable", None)
-            if var is not None and id(var) in ids:
-                count[id(var)] += 1
-            stack.append(nxt)
-    return count
-
-
 class StructuredHessian:
     """Captures the sites of one forward pass and answers diagonal (or entry) queries."""
 
@@ -96,68 +76,11 @@ class StructuredHessian:
         self.model, self.loss_fn, self.batch, self.chunk = model, loss_fn, batch, chunk
         self.use_gn = gauss_newton
         self.params = params
-        self.fallback: dict[str, str] = {}
         self.n_hvp = 0
         self._gen = torch.Generator().manual_seed(seed)
-        owners: dict[int, list[tuple[str, nn.Module, str]]] = {}
-        for mname, m in model.named_modules(remove_duplicate=False):
-            for pname, p in m.named_parameters(recurse=False):
-                owners.setdefault(id(p), []).append((mname, m, pname))
-        wanted: dict[int, tuple[str, nn.Module]] = {}  # id(module) -> (module name, module)
-        by_module: dict[int, dict[str, str]] = {}      # id(module) -> {"weight": param name, ...}
-        for name, p in params.items():
-            own = owners.get(id(p), [])
-            if len({id(m) for _, m, _ in own}) != 1:
-                self.fallback[name] = f"shared by {len(own)} modules" if own else "not owned by a module"
-                continue
-            mname, m, attr = own[0]
-            why = unsupported_reason(m) or (None if attr in ("weight", "bias") else f"attribute {attr}")
-            if why:
-                self.fallback[name] = f"{mname or type(m).__name__}: {why}"
-                continue
-            wanted[id(m)] = (mname, m)
-            by_module.setdefault(id(m), {})[attr] = name
-        calls: dict[int, int] = {}
-        sites: dict[int, Site] = {}
-
-        def hook(m: nn.Module, inp, out):
-            calls[id(m)] = calls.get(id(m), 0) + 1
-            if calls[id(m)] > 1 or not isinstance(out, torch.Tensor) or not inp:
-                return None
-            s = make_site(wanted[id(m)][0], m, inp[0], out)
-            if s is None:
-                return None
-            s.delta = torch.zeros_like(out, requires_grad=True)
-            sites[id(m)] = s
-            return out + s.delta
-
-        ref = ForwardReference(model, loss_fn, batch)  # refuses a random forward pass
-        handles = [m.register_forward_hook(hook) for _, m in wanted.values()]
-        try:
-            inputs, targets = batch
-            with preserved_buffers(model):
-                output = model(inputs)
-                loss = check_loss(loss_fn(output, targets))
-        finally:
-            for h in handles:
-                h.remove()
-        ref.check(loss)
-        #: parameters behind a custom autograd.Function: no shortcut is certified through one
-        self.custom = check_custom_functions(loss, params)
-        uses = leaf_uses(loss, list(params.values()))
-        self.sites: list[Site] = []
-        for key, (mname, m) in wanted.items():
-            names = by_module[key]
-            s = sites.get(key)
-            for attr, pname in names.items():
-                if s is None or calls.get(key, 0) != 1:
-                    self.fallback[pname] = f"{mname}: called {calls.get(key, 0)} times in the forward pass"
-                elif uses[id(params[pname])] != 1:
-                    self.fallback[pname] = f"{pname} is used {uses[id(params[pname])]} times in the graph"
-                else:
-                    setattr(s, attr, pname)
-            if s is not None and (s.weight or s.bias):
-                self.sites.append(s)
+        cap = capture_sites(model, loss_fn, batch, params)
+        self.sites, self.fallback, self.custom = cap.sites, cap.fallback, cap.custom
+        loss, output = cap.loss, cap.output
         self.loss = loss
         self._activations = [output] if isinstance(output, torch.Tensor) else []
         self._have_g = False
