@@ -169,9 +169,9 @@ def batch_sensitivity(a) -> None:
             for k in a.tokens]
     tab.to_csv(RESULTS / "study_batch_tensors.csv")
     header = (f"Study model after {a.steps} Adam iterations; R_med of every tensor by the sampled estimate (seed 0) "
-              f"on Hessian batches of {', '.join(map(str, a.tokens))} tokens (the first sequences of the same fixed "
-              f"training windows are not shared: each size draws its own windows with seed 0). |log ratio| to the "
-              f"512-token value, over tensors with a defined R_med.")
+              f"on Hessian batches of {', '.join(map(str, a.tokens))} tokens (each the task's hessian_batch(seed 0, "
+              f"tokens / 32) from the training text). |log ratio| to the 512-token value, over tensors with a defined "
+              f"R_med.")
     save("study_batch", pd.DataFrame(rows), header,
          f"python benchmarks/bench_study.py batch --steps {a.steps} --tokens {' '.join(map(str, a.tokens))} "
          f"--threads {a.threads}")
