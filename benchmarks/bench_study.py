@@ -127,8 +127,9 @@ def summary(a) -> None:
               f"median_part: the same for max|h| and median|h| of sampled tensors; coverage: fraction of intervals "
               f"holding the exact value (stated: 0.95); width: median of upper/lower over sampled tensors.")
     save("study_accuracy", pd.DataFrame(rows), header,
-         "python benchmarks/bench_study.py accuracy --steps S (for S in 0 750), then "
-         "python benchmarks/bench_study.py summary")
+         "; ".join(f"python benchmarks/bench_study.py accuracy --steps {int(t.step.iloc[0])} --reps "
+                   f"{t.seed.nunique()} --exact-reps {int(t.exact_reps.iloc[0])} --threads {int(t.threads.iloc[0])}"
+                   for t in tabs) + "; python benchmarks/bench_study.py summary")
 
 
 def _summary(tab: pd.DataFrame, steps, te, ts, n_ex, n_sa, p_ex, p_sa) -> dict:
