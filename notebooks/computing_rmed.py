@@ -208,9 +208,9 @@ for name, what in BENCHMARKS.items():
 # ## At the study size
 #
 # The study model (`rmed_core.tasks.STUDY_SCALES["study"]`: word-level Penn Treebank, 2,000 words,
-# $T=32$, $d=64$, 2 blocks, 4 heads) after 0 and 750 iterations of Adam, on its 512-token Hessian
-# batch: the exact method and the sampled estimate side by side in one process
-# (`benchmarks/bench_study.py`).
+# $T=32$, $d=64$, 2 blocks, 4 heads) after Adam training (the checkpoints measured are named in the
+# header of `benchmarks/results/study_accuracy.md`), on its 512-token Hessian batch: the exact
+# method and the sampled estimate side by side in one process (`benchmarks/bench_study.py`).
 
 # %% tags=["hide-input"]
 study = tables.get("study_accuracy")
@@ -243,7 +243,8 @@ else:
     glue("batch_move_2048", float("nan"), display=False)
 
 # %% [markdown]
-# On the sampled tensors of both checkpoints the estimate's median relative error is
+# Status of this measurement: {glue:text}`study_status`. On the sampled tensors of the measured
+# checkpoints the estimate's median relative error is
 # {glue:text}`study_median_err:.1f`% and its worst {glue:text}`study_worst_err:.1f`% (worst of the
 # maximum part {glue:text}`study_max_part_worst:.1f`%, of the median part
 # {glue:text}`study_median_part_worst:.1f`%: the maximum, the hard part on the small models, is
@@ -258,10 +259,10 @@ else:
 # **The Hessian batch.** R_med is a property of the loss on one batch. Against the 512 tokens the
 # probes use, the median over tensors of $|\log(R_\mathrm{med}^{(k)}/R_\mathrm{med}^{(512)})|$ is
 # {glue:text}`batch_move_256:.2f` at 256 tokens and {glue:text}`batch_move_2048:.2f` at 2,048 (table
-# `study_batch` above; 0.1 is a 10% change). The study uses 512 training tokens (16 windows of 32,
-# drawn once per seed, the same for every optimizer and step): the smallest batch at which every
-# layer's statistic is stable to the measured degree, at a quarter of 2,048 tokens' cost per
-# product.
+# `study_batch` above, `nan` while it is not measured; 0.1 is a 10% change). The study's batch, 512
+# training tokens (16 windows of 32, drawn once per seed, the same for every optimizer and step),
+# is this project's choice: the issue's floor, at a quarter of the cost per product of 2,048; the
+# table is what says whether R_med has settled at that size.
 #
 # ## Goals met and missed
 #
