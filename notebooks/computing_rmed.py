@@ -261,7 +261,7 @@ else:
 # {glue:text}`batch_move_256:.2f` at 256 tokens and {glue:text}`batch_move_2048:.2f` at 2,048 (table
 # `study_batch` above, `nan` while it is not measured; 0.1 is a 10% change). The study's batch, 512
 # training tokens (16 windows of 32, drawn once per seed, the same for every optimizer and step),
-# is this project's choice: the floor, at a quarter of the cost per product of 2,048; the
+# is this project's choice: the smallest it accepts, at a quarter of the cost per product of 2,048; the
 # table is what says whether R_med has settled at that size.
 #
 # ## Goals met and missed
