@@ -125,7 +125,10 @@ def summary(a) -> None:
               f"medians. Errors |estimate/exact - 1| over every tensor with a defined exact R_med (all: tensors the "
               f"estimate computes whole count with their zero error; sampled: only tensors it samples); max_part / "
               f"median_part: the same for max|h| and median|h| of sampled tensors; coverage: fraction of intervals "
-              f"holding the exact value (stated: 0.95); width: median of upper/lower over sampled tensors.")
+              f"holding the exact value (stated: 0.95); width: median of upper/lower over sampled tensors. "
+              f"product_ratio (sampled / exact products) does not depend on the machine's load; time_ratio does, "
+              f"and the exact and sampled runs of one checkpoint are not always timed under the same load (see the "
+              f"load averages above).")
     save("study_accuracy", pd.DataFrame(rows), header,
          "; ".join(f"python benchmarks/bench_study.py accuracy --steps {int(t.step.iloc[0])} --reps "
                    f"{t.seed.nunique()} --exact-reps {int(t.exact_reps.iloc[0])} --threads {int(t.threads.iloc[0])}"
@@ -144,6 +147,7 @@ def _summary(tab: pd.DataFrame, steps, te, ts, n_ex, n_sa, p_ex, p_sa) -> dict:
     return dict(step=steps, exact_s=round(te, 1) if te == te else np.nan, exact_reps=n_ex,
                 exact_products=p_ex, sampled_s=round(ts, 1) if ts == ts else np.nan, sampled_reps=n_sa,
                 sampled_products=p_sa, time_ratio=round(ts / te, 4) if te == te else np.nan,
+                product_ratio=round(p_sa / p_ex, 4) if p_ex == p_ex else np.nan,
                 tensors=len(d) // max(n_sa, 1) if n_sa else len(d), undefined_agree=bool(
                     ((tab.exact_undefined == "") == (tab.undefined == "")).all()),
                 median_err_all=round(float(err.median()), 4), worst_err_all=round(float(err.max()), 4),

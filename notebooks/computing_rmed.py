@@ -225,12 +225,14 @@ if study is not None:
     glue("study_coverage", 100 * float(both_rows.coverage), display=False)
     glue("study_width", float(both_rows.width_median), display=False)
     glue("study_time_ratio", 100 * float(per_step.time_ratio.astype(float).max()), display=False)
+    glue("study_product_ratio", 100 * float(per_step.product_ratio.astype(float).max()), display=False)
     glue("study_exact_minutes", float(per_step.exact_s.astype(float).max()) / 60, display=False)
     glue("study_sampled_seconds", float(per_step.sampled_s.astype(float).max()), display=False)
     verdict_text = "measured"
 else:
     for key in ("study_median_err", "study_worst_err", "study_max_part_worst", "study_median_part_worst",
-                "study_coverage", "study_width", "study_time_ratio", "study_exact_minutes", "study_sampled_seconds"):
+                "study_coverage", "study_width", "study_time_ratio", "study_product_ratio", "study_exact_minutes",
+                "study_sampled_seconds"):
         glue(key, float("nan"), display=False)
     verdict_text = "not measured"
 glue("study_status", verdict_text, display=False)
@@ -249,9 +251,11 @@ else:
 # {glue:text}`study_median_err:.1f`% and its worst {glue:text}`study_worst_err:.1f`% (worst of the
 # maximum part {glue:text}`study_max_part_worst:.1f`%, of the median part
 # {glue:text}`study_median_part_worst:.1f`%: the maximum, the hard part on the small models, is
-# found by the proxy's candidates; the error left is the median's sampling error). The probe took
-# at most {glue:text}`study_time_ratio:.0f`% of the exact method's time
-# ({glue:text}`study_sampled_seconds:.0f` s against {glue:text}`study_exact_minutes:.0f` minutes).
+# found by the proxy's candidates; the error left is the median's sampling error). The probe spent
+# {glue:text}`study_product_ratio:.0f`% of the exact method's products and took
+# {glue:text}`study_time_ratio:.0f`% of its time ({glue:text}`study_sampled_seconds:.0f` s against
+# {glue:text}`study_exact_minutes:.0f` minutes; the product ratio is the machine-independent one,
+# see the table's header for the load each was timed under).
 # The intervals cover the exact value for {glue:text}`study_coverage:.0f`% of the tensors but are
 # {glue:text}`study_width:.0f` times wide (median of upper/lower): their upper end is a norm bound
 # on the largest entry, valid and loose -- these intervals certify, they do not decide. What the
@@ -335,13 +339,14 @@ goal("top-5 eigenvalues to 1e-3 vs PyHessian", ">= 5x fewer HVPs, >= 3x less tim
 
 
 def study_time(df):
-    r = df[df.step != "both"]
-    return (", ".join(f"step {s}: {t:.1%} of exact ({x:.0f} s)" for s, t, x in zip(r.step, r.time_ratio, r.sampled_s)),
-            bool((r.time_ratio <= 0.10).all() and (r.sampled_s <= 120).all()))
+    r = df[df.step.astype(str) != "both"]
+    return (", ".join(f"step {s}: {t:.1%} of exact time ({x:.0f} s), {p:.0%} of its products"
+                      for s, t, x, p in zip(r.step, r.time_ratio, r.sampled_s, r.product_ratio)),
+            bool((r.time_ratio <= 0.10).all() and (r.product_ratio <= 0.10).all() and (r.sampled_s <= 120).all()))
 
 
 def study_error(df):
-    r = df[df.step == "both"].iloc[0]
+    r = df[df.step.astype(str) == "both"].iloc[0]
     return (f"median {r.median_err_all:.1%} (sampled tensors only: {r.median_err_sampled:.1%}), worst "
             f"{r.worst_err_all:.1%}; max part median {r.max_part_median:.1%} / worst {r.max_part_worst:.1%}, "
             f"median part {r.median_part_median:.1%} / {r.median_part_worst:.1%}",
@@ -349,7 +354,7 @@ def study_error(df):
 
 
 def study_interval(df):
-    r = df[df.step == "both"].iloc[0]
+    r = df[df.step.astype(str) == "both"].iloc[0]
     return f"coverage {r.coverage:.0%}, median width upper/lower {r.width_median:.1f}x", bool(
         r.coverage >= 0.95 and r.width_median <= 2)
 
@@ -361,7 +366,8 @@ def vocab10k_time(df):
 
 goal("sampled R_med at <= 5% of exact cost within 2% (small transformer)", "<= 5%, <= 2%", "sampled_vs_exact",
      sampled_goal)
-goal("study model: sampled probe <= 10% of exact time, <= 2 min", "<= 10%, <= 120 s", "study_accuracy",
+goal("study model: sampled probe <= 10% of exact time (and of its products), <= 2 min", "<= 10%, <= 120 s",
+     "study_accuracy",
      study_time)
 goal("study model: sampled error vs exact, both checkpoints", "median <= 5%, worst <= 20%", "study_accuracy",
      study_error)
