@@ -257,9 +257,7 @@ class StructuredHessian:
         return R
 
     def entries(self, s: Site, attr: str, flat: torch.Tensor) -> torch.Tensor:
-        """Exact diagonal entries at ``flat`` (indices into the flattened parameter ``attr`` of
-        site ``s``), one z-space product each: ``u = A_{.,.,j} (x) e_i`` (weight) or ``1 (x) e_i``
-        (bias), ``h = <u, (d^2L/dz^2) u>`` -- valid whatever the sample/position structure."""
+        """Exact diagonal entries at ``flat`` of site ``s``'s parameter ``attr``: :func:`site_entries`."""
         return site_entries(self, s, attr, flat)
 
     def sample_norm_bounds(self, s: Site, steps: int, delta: float) -> torch.Tensor:

@@ -59,7 +59,7 @@ from ._hvp import HessianOperator
 from ._validate import Batch, LossFn, check_batch, check_dropout, select_params
 from .exact import StructuredHessian
 from .lanczos import lanczos, norm_upper_bound
-from .table import COLUMNS, embedding_rows, summary_row, used_entries
+from .table import COLUMNS, embedding_rows, summary_row
 
 __all__ = ["sampled_rmed", "order_statistic_ranks", "min_samples", "post_stratified_median"]
 
@@ -158,8 +158,8 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     sh = StructuredHessian(model, loss_fn, batch, chosen, chunk=chunk, seed=seed, gauss_newton=False)
     sh.site_grads()
     emb = embedding_rows(model, batch, chosen)
-    where = {getattr(s, a): (s, a) for s in sh.sites for a in ("weight", "bias") if getattr(s, a)}
-    brute = [n for n in chosen if n not in where]
+    on_sites = {getattr(s, a) for s in sh.sites for a in ("weight", "bias") if getattr(s, a)}
+    brute = [n for n in chosen if n not in on_sites]
     n_tensors = len(chosen)
     delta = alpha / 2 / max(n_tensors, 1)  # each tensor's share of the maximum's failure probability
     brute_hvp = 0
@@ -191,7 +191,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
             bar.update(len(wanted))
     if brute:
         brute_hvp, est = _brute_estimates(model, loss_fn, batch, {n: chosen[n] for n in brute}, emb, gen, n_samples,
-                                      alpha, confidence, bound_steps, delta, chunk, seed)
+                                      alpha, bound_steps, delta, chunk, seed)
         rows.update(est)
         bar.update(len(brute))
     # the undefined rule needs the largest entry seen anywhere
@@ -213,6 +213,13 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     return df
 
 
+def _population(p: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """Flat indices of the entries the statistic is taken over (an embedding's looked-up rows)."""
+    if rows is None:
+        return torch.arange(p.numel())
+    return (rows[:, None] * p.shape[1] + torch.arange(p.shape[1])[None]).flatten()
+
+
 def _interval(x: torch.Tensor, max_lo: float, max_hi: float, alpha: float) -> tuple[float, float]:
     xs = torch.sort(x).values
     l, u = order_statistic_ranks(len(x), alpha / 4)
@@ -227,8 +234,7 @@ def _estimate(sh: StructuredHessian, s, attr: str, name: str, rows: torch.Tensor
               norms: torch.Tensor | None) -> dict:
     p = getattr(s.module, attr)
     numel = p.numel()
-    pop = torch.arange(numel) if rows is None else (
-        rows[:, None] * p.shape[1] + torch.arange(p.shape[1])[None]).flatten()
+    pop = _population(p, rows)
     n = len(pop)
     # uniform draws (with replacement) and the proxy's top entries, each computed once
     draw = pop[torch.randint(0, n, (m,), generator=gen)]
@@ -261,8 +267,7 @@ def _max_bound(s, attr: str, norms: torch.Tensor, rows: torch.Tensor | None) -> 
     return float(col.max())
 
 
-def _brute_estimates(model, loss_fn, batch, params: dict, emb: dict, gen, m: int, alpha: float, confidence: float,
-                     bound_steps: int, delta: float, chunk, seed: int) -> tuple[int, dict]:
+def _brute_estimates(model, loss_fn, batch, params: dict, emb: dict, gen, m: int, alpha: float, bound_steps: int, delta: float, chunk, seed: int) -> tuple[int, dict]:
     """Uniform draws by one HVP each, and the parameter-space block-norm bound, for tensors
     without a structured site."""
     from .brute import brute_entries
@@ -286,8 +291,7 @@ def _brute_estimates(model, loss_fn, batch, params: dict, emb: dict, gen, m: int
         n_hvp += op.n_hvp
     for name, p in params.items():
         rows = emb.get(name)
-        pop = torch.arange(p.numel()) if rows is None else (
-            rows[:, None] * p.shape[1] + torch.arange(p.shape[1])[None]).flatten()
+        pop = _population(p, rows)
         draw = pop[torch.randint(0, len(pop), (m,), generator=gen)]
         uniq, inv = torch.unique(draw, return_inverse=True)
         vals = brute_entries(model, loss_fn, batch, name, p, uniq, chunk=chunk).abs().double().cpu()
