@@ -84,6 +84,7 @@ NON_COMPUTING: dict[str, str] = {
     "plots.py": "figures",
     "report.py": "provenance panels under figures",
     "analysis.py": "tables and verdicts from stored results, recomputed at every read",
+    "verdict.py": "the verdict rules and their simulated error rates, recomputed at every read",
 }
 
 
@@ -338,6 +339,8 @@ class ResultStore:
                 df = run[kind]
                 if df.empty:
                     continue
+                if kind == "rmed":  # the trainer's column "index" is the tensor's position in the model
+                    df = df.rename(columns={"index": "layer_index"})
                 df = df.assign(**ids)[[*ids, *df.columns]]
             if include_stale:
                 df = df.assign(stale=stale)
@@ -355,7 +358,7 @@ class ResultStore:
 
 
 _EMPTY_COLUMNS = {"loss": ["step", "loss", "diverged"],
-                  "rmed": ["step", "layer", "numel", "r_med", "method", "lower", "upper"],
+                  "rmed": ["step", "layer_index", "layer", "numel", "r_med", "method", "lower", "upper"],
                   "probe": ["step", "loss"], "eig": ["step", "rank", "eigenvalue"]}
 
 
@@ -376,7 +379,8 @@ def load_results(kind: str, *, root: str | Path | None = None, include_stale: bo
 
     Args:
         kind: ``"loss"`` (``step, loss, diverged``: the mini-batch training loss before each
-            update), ``"rmed"`` (``step, layer, numel, r_med, method, lower, upper, ...``),
+            update), ``"rmed"`` (``step, layer_index, layer, numel, r_med, method, lower, upper,
+            ...``; ``layer_index`` is the tensor's position in ``model.named_parameters()``),
             ``"probe"`` (``step, loss`` on the fixed Hessian batch, probe time), ``"eig"``
             (``step, rank, eigenvalue``), or ``"runs"`` (one row per run: config and status).
         root: the store's folder (default ``$RMED_RESULTS``, else ``<repository>/results``).

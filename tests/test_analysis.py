@@ -20,18 +20,19 @@ def test_ratio_table_pairs_by_seed():
     assert (out.n_seeds.iloc[0], out.n_above_1.iloc[0]) == (3, 2)
 
 
-def test_verdicts():
-    assert verdict(2.0, 3, 3) == "reproduced"
-    assert verdict(1.8, 2, 3) == "partly"
-    assert verdict(0.9, 1, 3) == "not reproduced"
+def test_verdicts():  # the rule of rmed_core.verdict.claim on one log-ratio per seed
+    assert verdict([0.7, 0.1, 0.4, 0.2, 0.9]) == "reproduced"
+    assert verdict([0.7, -0.1, 0.4, 0.2, 0.9]) == "not shown"
+    assert verdict([-0.7, -0.1, -0.4, -0.2, -0.9]) == "opposite"
+    assert verdict([0.7, 1.1, 0.4]) == "not testable: 3 seeds < 5"
 
 
 def test_compare_with_published_has_one_row_per_published_row():
     out = compare_with_published(ratio_table(_table()))
     assert len(out) == len(PUBLISHED_RATIOS)
     first = out.iloc[0]
-    assert first["paper"] == "1.65 (0.65)" and first["verdict"] == "partly"
-    assert (out.iloc[1:]["verdict"] == "no data").all()
+    assert first["paper"] == "1.65 (0.65)" and first["verdict"] == "not testable: 3 seeds < 5"
+    assert (out[out["paper iteration"] == 1250]["verdict"] == "no data").all()
 
 
 def test_missing_columns_and_no_overlap_are_clear_errors():
