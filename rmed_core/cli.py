@@ -2,6 +2,7 @@
 
     rmed sweep SPEC [--workers N | --scheduler tcp://HOST:PORT] [--store DIR] [--dry-run]
                     [--recompute-corrupt]
+    rmed bundle NAME SPEC [SPEC ...] [--store DIR]     (export finished runs: rmed_core.bundle)
 
 Exit status: 0 when every grid point is in the store, 1 when a point failed, 2 for a bad
 specification or usage, 130 when interrupted (run the same command again to finish).
@@ -41,7 +42,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="delete and compute again the stored runs whose files fail the content check of their "
                         "COMPLETE record (default: report them as failed, exit status 1)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b = sub.add_parser("bundle", help="export a finished sweep's tables as a results bundle (bundles/NAME)",
+                       description="Write bundles/NAME/{runs,loss,rmed,probe,eig}.csv and provenance.json from every "
+                                   "run point of the SPECs, which must all be finished in the store.")
+    b.add_argument("name", help="the bundle's name (a folder under bundles/)")
+    b.add_argument("specs", nargs="+", help="the sweep specifications whose runs it holds")
+    b.add_argument("--store", default=None, metavar="DIR",
+                   help="the result store (default: $RMED_RESULTS, else <repository>/results)")
     return p
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from .bundle import export_bundle
+    from .sweep_spec import SpecError
+
+    command = "rmed bundle " + " ".join([args.name, *args.specs] + (["--store", args.store] if args.store else []))
+    try:
+        out = export_bundle(args.name, args.specs, store=args.store, command=command)
+    except (SpecError, ValueError) as e:
+        print(f"rmed bundle: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -86,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "bundle":
+        return _bundle(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands
 
 

@@ -20,7 +20,7 @@ from .validation import SCALES, check_choice
 __all__ = ["Grid", "learning_rates", "run_grid", "seeds_for"]
 
 #: How many seeds each scale uses for comparisons over seeds (the paper reports mean (std) over runs).
-SEEDS_PER_SCALE = {"ci": 2, "book": 3, "paper": 5}
+SEEDS_PER_SCALE = {"ci": 2, "book": 3, "study": 5, "study-10k": 5, "paper": 5}
 
 
 def seeds_for(scale: str, first: int = 0) -> list[int]:

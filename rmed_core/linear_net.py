@@ -32,7 +32,7 @@ from .devices import select_device
 from .optim import check_optimizer_name, make_optimizer
 from .provenance import provenance
 from .stats import r_med
-from .validation import SCALES, check_choice, check_positive
+from .validation import check_choice, check_positive
 
 __all__ = ["sign_flow_check", 
     "DEFAULT_LR",
@@ -263,7 +263,7 @@ def theorem_settings(scale: str, *, opt: str, width: int, dim: int, steps: int |
                      seed: int) -> dict[str, object]:
     """Validate the theorem notebook's parameters (before any work) and return the sizes of
     ``scale`` with ``steps`` filled in."""
-    check_choice("scale", scale, SCALES)
+    check_choice("scale", scale, THEOREM_SCALES)
     check_optimizer_name(opt)
     check_positive("width", width, integer=True)
     check_positive("dim", dim, integer=True)

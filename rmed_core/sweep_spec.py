@@ -5,7 +5,8 @@ A grid of training runs (each point is one :func:`rmed_core.trainer.train` call 
     scale: ci                    # ci | book | paper (required)
     tasks: [ptb_lm, mnist_cnn]   # rmed_core.tasks.task_names()
     optimizers: [adam, sgdm]     # rmed_core.optim.optimizer_names()
-    lrs: [tuned, 0.01]           # "tuned" (or null) = the task's tuned value; else numbers > 0
+    lrs: [tuned, 0.01]           # "tuned" (or null) = the task's tuned value; else numbers > 0;
+                                 # or one list per optimizer: {adam: [0.001], sgdm: [0.1, 0.3]}
     seeds: [0, 1, 2]
     steps: 20                    # optional; default: the task's steps at this scale
     device: auto                 # optional; resolved on each worker (CUDA when it has one)
@@ -177,19 +178,32 @@ def _check_names(path: str | Path, key: str, values: list[Any], valid: list[str]
             raise SpecError(path, key, f"{v!r} is not known{hint}; valid: {', '.join(valid)}")
 
 
-def _run_points(raw: dict[str, Any], path: str | Path, scale: str, device: str) -> list[RunPoint]:
-    tasks = _as_list(path, "tasks", raw.get("tasks"))
-    _check_names(path, "tasks", tasks, task_names())
-    opts = _as_list(path, "optimizers", raw.get("optimizers"))
-    _check_names(path, "optimizers", opts, optimizer_names())
-    lrs = []
-    for lr in _as_list(path, "lrs", raw.get("lrs"), default=["tuned"]):
+def _parse_lrs(path: str | Path, key: str, value: Any) -> list[float | None]:
+    lrs: list[float | None] = []
+    for lr in _as_list(path, key, value, default=["tuned"]):
         if lr is None or lr == "tuned":
             lrs.append(None)
         elif isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0:
             lrs.append(float(lr))
         else:
-            raise SpecError(path, "lrs", f"{lr!r}: a learning rate must be a positive number or 'tuned'")
+            raise SpecError(path, key, f"{lr!r}: a learning rate must be a positive number or 'tuned'")
+    return lrs
+
+
+def _run_points(raw: dict[str, Any], path: str | Path, scale: str, device: str) -> list[RunPoint]:
+    tasks = _as_list(path, "tasks", raw.get("tasks"))
+    _check_names(path, "tasks", tasks, task_names())
+    opts = _as_list(path, "optimizers", raw.get("optimizers"))
+    _check_names(path, "optimizers", opts, optimizer_names())
+    raw_lrs = raw.get("lrs")
+    if isinstance(raw_lrs, dict):  # one list per optimizer: {adam: [0.001, 0.003], sgdm: [0.1, 0.3]}
+        _check_names(path, "lrs", list(raw_lrs), opts)
+        missing = [o for o in opts if o not in raw_lrs]
+        if missing:
+            raise SpecError(path, "lrs", f"no learning rates for {', '.join(missing)} (a mapping needs every optimizer)")
+        lrs = {o: _parse_lrs(path, f"lrs.{o}", raw_lrs[o]) for o in opts}
+    else:
+        lrs = dict.fromkeys(opts, _parse_lrs(path, "lrs", raw_lrs))
     seeds = _as_list(path, "seeds", raw.get("seeds"), default=[0])
     for s in seeds:
         if not (isinstance(s, int) and not isinstance(s, bool) and s >= 0):
@@ -212,7 +226,8 @@ def _run_points(raw: dict[str, Any], path: str | Path, scale: str, device: str) 
             raise SpecError(path, f"config.{k}", f"not a TrainConfig field{hint}")
     extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
     points = []
-    for task, opt, lr, seed, n in itertools.product(tasks, opts, lrs, seeds, steps):
+    combos = [(t, o, lr, sd, n) for t in tasks for o in opts for lr in lrs[o] for sd in seeds for n in steps]
+    for task, opt, lr, seed, n in combos:
         try:
             cfg = TrainConfig(task=task, opt=opt, lr=lr, seed=seed, scale=scale,
                               steps=None if n == "default" else n, device="auto", **extra)

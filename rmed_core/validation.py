@@ -11,9 +11,11 @@ __all__ = ["SCALES", "check_choice", "check_positive", "check_bool", "check_seed
 #: Seeds are 64-bit signed integers in torch (``torch.manual_seed``): ``0 <= seed < MAX_SEED``.
 MAX_SEED = 2**63
 
-#: The sizes every notebook runs at: ``ci`` (seconds, for the tests), ``book`` (what the book
-#: shows, minutes on a 2-core CPU) and ``paper`` (larger sizes of this project's choosing; for a GPU).
-SCALES = ("ci", "book", "paper")
+#: The sizes every notebook runs at: ``ci`` (seconds, for the tests), ``book`` (minutes on a 2-core
+#: CPU, exact probes), ``study`` and ``study-10k`` (the word-level study of the paper's claim, hours on
+#: a 2-core CPU; its results are stored, :mod:`rmed_core.bundle`) and ``paper`` (larger sizes of this
+#: project's choosing; for a GPU). Not every task has every scale (:meth:`rmed_core.tasks.Task.spec`).
+SCALES = ("ci", "book", "study", "study-10k", "paper")
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:

@@ -88,3 +88,30 @@ def test_sampled_small_tensors_are_exact_and_zero_in_theory_is_undefined():
         else:
             assert df.r_med[name] == pytest.approx(exact.r_med[name], rel=1e-9)
     assert df.undefined["blocks.0.attn.k.bias"].startswith("zero in theory")
+
+
+def test_wide_output_layer_is_sampled_by_the_free_proxy():
+    """An output layer wider than ``proxy_below`` units is not computed whole (its K products would
+    cost what the whole diagonal costs): weight and bias are sampled, ranked by the squared
+    gradients; the maximum found is a verified entry and the interval holds the exact value."""
+    m, loss, batch = make_case("transformer")
+    exact = rmed_per_layer(m, loss, batch).set_index("layer")
+    head = [n for n in exact.index if n.startswith("head.")]
+    assert head, "the case has an untied output layer"
+    hits = 0
+    for seed in range(4):
+        df = rmed_per_layer(m, loss, batch, method="sampled", params=head, seed=seed, proxy_below=2, exact_below=0,
+                            n_samples=12, n_candidates=2).set_index("layer")
+        assert not set(head) & set(df.attrs["exact"])
+        for name in head:
+            assert df.h_max[name] <= exact.h_max[name] * (1 + 1e-9)
+            hits += df.lower[name] <= exact.r_med[name] * (1 + 1e-9) <= df.upper[name] * (1 + 1e-9) ** 2
+    assert hits >= 0.95 * 4 * len(head) - 1
+    whole = rmed_per_layer(m, loss, batch, method="sampled", params=head, exact_below=0).attrs["exact"]
+    assert set(head) <= set(whole)  # within proxy_below: exact whole, as before
+
+
+def test_proxy_below_is_checked():
+    m, loss, batch = make_case("mlp_tanh")
+    with pytest.raises(ValueError, match="proxy_below=-1"):
+        rmed_per_layer(m, loss, batch, method="sampled", proxy_below=-1)

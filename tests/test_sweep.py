@@ -204,3 +204,14 @@ def test_notebook_sweep_keeps_each_executed_notebook(cluster, tmp_path):
     assert run_sweep(sweep, store, client=cluster, progress=False).counts["skipped"] == 2
     with pytest.raises(SpecError, match=r"parameters\.z: not a parameter of tiny\.py"):
         load_spec(write_spec(tmp_path, f"scale: ci\nnotebook: {nb}\nparameters: {{z: [1]}}\n"))
+
+
+def test_learning_rates_per_optimizer(tmp_path):
+    sweep = parse_spec({"scale": "ci", "tasks": ["ptb_lm"], "optimizers": ["adam", "sgdm"],
+                        "lrs": {"adam": [0.001, 0.003], "sgdm": [0.1]}, "seeds": [0], "config": {"probe_every": 0}})
+    assert sorted((p.config.opt, p.config.lr) for p in sweep.points) == [("adam", 0.001), ("adam", 0.003),
+                                                                          ("sgdm", 0.1)]
+    for lrs, words in [({"adam": [0.001]}, "no learning rates for sgdm"), ({"adam": [1e-3], "sgdm": [-1]}, "lrs.sgdm"),
+                       ({"adam": [1e-3], "sgdm": [0.1], "lion": [1]}, "'lion' is not known")]:
+        with pytest.raises(SpecError, match=words):
+            parse_spec({"scale": "ci", "tasks": ["ptb_lm"], "optimizers": ["adam", "sgdm"], "lrs": lrs})

@@ -11,16 +11,23 @@ embedding's rows of the tokens in the batch) and confidence ``1 - alpha``:
 * **Cheap tensors are exact.** A layer whose exact diagonal costs at most ``exact_below`` products
   once its structure is checked (:meth:`.StructuredHessian.site_cost`: ``K`` when positions are
   independent, as for most layers of a causal model's last block; ``2K`` for a LayerNorm) is
-  computed whole, and so is every layer whose positions are independent (its ``K`` products are
-  what the proxy below would cost).
-* **A proxy ranks every entry.** The ``K`` products ``u_i = 1 (x) e_i`` give the row sums
+  computed whole, and so is every layer whose positions are independent and whose ``K`` is at most
+  ``proxy_below`` (its ``K`` products are what the row-sum proxy below would cost).
+* **Two proxies rank every entry.** The ``K`` products ``u_i = 1 (x) e_i`` give the row sums
   ``R_{nti} = sum_t' B_{n,i}[t,t']`` of each unit's block -- and with them the bias diagonal
   exactly, ``H_b[i] = sum_{n,t} R_{nti}`` -- and ``p_{ij} = sum_{n,t} |R_{nti}| A_{ntj}^2`` ranks
-  the weight entries (it would be the diagonal if positions did not interact). The proxy only
-  *chooses* coordinates, never gives a value. (The per-token squared gradients, free, ranked
-  worse on the study model: Spearman 0.67 against 0.72 on the first attention query.)
-* **Maximum.** The ``n_candidates`` entries with the largest proxy are computed exactly, as are
-  the samples below; the largest verified entry is a hard lower bound and the point estimate.
+  the weight entries (it would be the diagonal if positions did not interact). The per-position
+  squared gradients give a second, free ranking ``q_{ij} = sum_{n,t} g_{nti}^2 A_{ntj}^2``
+  (``g = dL/dz``; for an output layer under cross-entropy its expectation under labels drawn from
+  the model is the diagonal). ``p`` orders the bulk better (Spearman 0.72 against 0.67 on the study
+  model's first attention query), ``q`` finds the largest entries where ``p`` misses them (the
+  study model's token embedding after 750 Adam iterations: the largest entry is 6th by ``q``, 26th
+  by ``p``). A layer wider than ``proxy_below`` units (a 10k vocabulary's output layer) is ranked
+  by ``q`` alone, and its bias is sampled like its weight. Proxies only *choose* coordinates, never
+  give a value.
+* **Maximum.** The ``n_candidates`` entries with the largest ``p`` and the ``n_candidates`` with the
+  largest ``q`` are computed exactly, as are the samples below; the largest verified entry is a
+  hard lower bound and the point estimate.
   An upper bound (``bound_steps > 0``): with ``B_n`` sample ``n``'s block of ``d^2L/dz^2`` and
   ``a_{nj}`` the feature column, ``|H_{ij}| = |sum_n a_{nj}^T B_{n,i} a_{nj}| <= sum_n ||B_n||_2
   ||a_{nj}||^2``; ``||B_n||_2`` is bounded by Lanczos on ``B_n^2`` (all samples in lockstep,
@@ -40,7 +47,7 @@ Parameters without a structured site (tied weights, unsupported modules) get the
 brute force (one Hessian-vector product each) and the block-norm bound of the parameter-space
 Hessian. Sample sizes that cannot deliver the confidence asked for are refused
 (:func:`min_samples`). The measured accuracy against the exact method is in
-``benchmarks/results/study_sampled_vs_exact.md``.
+``benchmarks/results/study_accuracy.md``.
 """
 from __future__ import annotations
 
@@ -120,9 +127,24 @@ def _proxy(s, attr: str, R: torch.Tensor) -> torch.Tensor:
     return (p.T if type(s.module) is nn.Embedding else p).flatten()
 
 
+def _fisher_proxy(s, attr: str) -> torch.Tensor:
+    """``q_{ij} = sum_{n,t} g_{nti}^2 A_{ntj}^2`` from the per-position gradients ``g = dL/dz``
+    (free: the gradient is already there), flattened like the parameter. For an output layer under
+    cross-entropy ``E[q]`` under labels drawn from the model is its diagonal; elsewhere it only ranks."""
+    G = s.canon(s.g.detach()[None])[0].double() ** 2
+    if attr == "bias":
+        return G.sum((0, 1))
+    A2 = s.A.double() ** 2
+    if s.kind == "diag":
+        return (G * A2).sum((0, 1))
+    q = torch.einsum("ntk,ntj->kj", G, A2)
+    return (q.T if type(s.module) is nn.Embedding else q).flatten()
+
+
 def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None, confidence: float = 0.95,
                  seed: int = 0, n_samples: int = 192, n_candidates: int = 16, strata: int = 8,
-                 exact_below: int = 256, bound_steps: int = 10, chunk: int | None = None,
+                 exact_below: int = 256, proxy_below: int = 1024, bound_steps: int = 10,
+                 chunk: int | None = None,
                  progress: bool | None = None) -> pd.DataFrame:
     """R_med per tensor: a point estimate and an interval holding the exact value with
     probability ``>= confidence`` (module docstring). Columns as :func:`rmed_per_layer`; the
@@ -131,11 +153,14 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
 
     Args:
         n_samples: uniform draws per tensor for the median (at least :func:`min_samples`).
-        n_candidates: entries with the largest proxy computed exactly, for the maximum.
+        n_candidates: entries computed exactly for the maximum, from each proxy's top.
         strata: proxy cells of the post-stratified median.
         exact_below: layers whose exact diagonal costs at most this many products once their
             structure is known (:meth:`StructuredHessian.site_cost`) are computed whole (a sampled
-            layer's bias is exact anyway, from the proxy's products).
+            layer's bias is exact anyway, from the row-sum proxy's products).
+        proxy_below: the row-sum proxy (``K`` products) is used for layers with at most this many
+            output units; wider layers (a large vocabulary's output layer) are ranked by the free
+            gradient proxy alone and their bias is sampled like the weight.
         bound_steps: Lanczos steps of the upper bound on the maximum; 0 skips it (``upper = inf``).
         progress: a tqdm bar over tensors (default: when stderr is a terminal).
     """
@@ -143,7 +168,8 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
         raise ValueError(f"confidence={confidence!r}: must be a number in (0, 1)")
     for name, v in dict(n_samples=n_samples, strata=strata).items():
         check_positive(name, v, integer=True)
-    for name, v in dict(n_candidates=n_candidates, exact_below=exact_below, bound_steps=bound_steps).items():
+    for name, v in dict(n_candidates=n_candidates, exact_below=exact_below, proxy_below=proxy_below,
+                        bound_steps=bound_steps).items():
         if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
             raise ValueError(f"{name}={v!r}: expected a non-negative integer")
     if n_samples < min_samples(confidence):
@@ -172,23 +198,29 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
 
     for s in sh.sites:
         wanted = [a for a in ("weight", "bias") if getattr(s, a)]
-        # a layer whose positions are independent costs K products whole -- the proxy's price -- so
-        # it is always exact (an output layer under a per-token loss, a causal model's last block)
-        if s.g is not None and sh.site_cost(s) > exact_below and not s.positions_independent:
-            norms = sh.sample_norm_bounds(s, bound_steps, delta) if bound_steps else None
-            R = sh.unit_responses(s)  # K products: the proxy of every weight entry, the bias exactly
+        whole = s.g is None or sh.site_cost(s) <= exact_below
+        # a layer whose positions are independent costs K products whole -- what the row-sum proxy
+        # costs -- so it is exact when that proxy is affordable (K <= proxy_below)
+        whole = whole or (s.positions_independent and s.K <= proxy_below)
+        if whole:
+            exact_diag.update(sh.site_diagonal(s))
+            bar.update(len(wanted))
+            continue
+        norms = sh.sample_norm_bounds(s, bound_steps, delta) if bound_steps else None
+        proxies = {a: [_fisher_proxy(s, a)] for a in wanted}
+        if s.K <= proxy_below:
+            R = sh.unit_responses(s)  # K products: the row-sum proxy of every weight entry, the bias exactly
             if s.bias:
                 exact_diag[s.bias] = R.sum((0, 1))
                 wanted.remove("bias")
                 bar.update()
             for a in wanted:
-                name = getattr(s, a)
-                rows[name] = _estimate(sh, s, a, name, emb.get(name), gen, _proxy(s, a, R), n_samples, n_candidates,
-                                       strata, alpha, norms)
-                bar.update()
-        else:  # small enough to be exact whole (or the loss is at most linear in this layer)
-            exact_diag.update(sh.site_diagonal(s))
-            bar.update(len(wanted))
+                proxies[a].insert(0, _proxy(s, a, R))
+        for a in wanted:
+            name = getattr(s, a)
+            rows[name] = _estimate(sh, s, a, name, emb.get(name), gen, proxies[a], n_samples, n_candidates,
+                                   strata, alpha, norms)
+            bar.update()
     if brute:
         brute_hvp, est = _brute_estimates(model, loss_fn, batch, {n: chosen[n] for n in brute}, emb, gen, n_samples,
                                       alpha, bound_steps, delta, chunk, seed)
@@ -230,16 +262,17 @@ def _interval(x: torch.Tensor, max_lo: float, max_hi: float, alpha: float) -> tu
 
 
 def _estimate(sh: StructuredHessian, s, attr: str, name: str, rows: torch.Tensor | None, gen: torch.Generator,
-              proxy: torch.Tensor, m: int, n_cand: int, strata: int, alpha: float,
+              proxies: list[torch.Tensor], m: int, n_cand: int, strata: int, alpha: float,
               norms: torch.Tensor | None) -> dict:
     p = getattr(s.module, attr)
     numel = p.numel()
+    proxy = proxies[0]  # the first proxy also cuts the strata
     pop = _population(p, rows)
     n = len(pop)
     # uniform draws (with replacement) and the proxy's top entries, each computed once
     draw = pop[torch.randint(0, n, (m,), generator=gen)]
-    top = pop[torch.topk(proxy[pop], min(n_cand, n)).indices] if n_cand else torch.empty(0, dtype=torch.long)
-    uniq, inv = torch.unique(torch.cat([draw, top]), return_inverse=True)
+    top = [pop[torch.topk(q[pop], min(n_cand, n)).indices] for q in proxies if n_cand]
+    uniq, inv = torch.unique(torch.cat([draw, *top]), return_inverse=True)
     vals = sh.entries(s, attr, uniq).abs().double().cpu()
     x = vals[inv[:m]]
     max_lo = float(vals.max())

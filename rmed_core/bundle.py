@@ -1,0 +1,254 @@
+"""Results bundles: a sweep's tidy tables, committed with their provenance, and the check that the
+current code still reproduces them.
+
+A study that takes hours on a 2-core CPU is computed once by ``rmed sweep`` into the result store
+(:mod:`rmed_core.store`) and exported as a *bundle*: a folder ``bundles/<name>/`` of small CSV
+tables and one ``provenance.json``. The book reads bundles, never retrains them.
+
+Layout::
+
+    bundles/<name>/
+        runs.csv          one row per run: its configuration (task, scale, opt, lr, seed, steps,
+                          sizes of the model), wall time, device, threads, code version, commit
+        loss.csv          training loss per step        (run columns + step, loss, diverged)
+        rmed.csv          R_med per tensor and probe     (run columns + step, layer, r_med, ...)
+        probe.csv eig.csv the probes' loss, cost, top eigenvalues
+        provenance.json   the specifications, the commands, versions, device, wall time
+
+A bundle is only as good as the code that reads it: :func:`check_reproduces` trains one stored run
+again from scratch, up to a step, and compares its losses and R_med with the bundle's at stated
+tolerances; ``make test`` runs it on a slice of the study (``tests/test_bundle_reproduces.py``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import platform
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .provenance import git_commit, repo_root
+from .store import ID_COLUMNS, ResultStore, atomic_write_text, code_version
+
+__all__ = ["BUNDLES", "TABLES", "export_bundle", "read_bundle", "bundle_provenance", "bundle_names",
+           "check_reproduces", "ReproductionError"]
+
+#: Where bundles live (committed with the code).
+BUNDLES = repo_root() / "bundles"
+#: The tables of a bundle.
+TABLES = ("runs", "loss", "rmed", "probe", "eig")
+#: Model sizes copied into ``runs.csv`` from the task's scale.
+_SIZES = ("d_model", "n_layers", "n_heads", "seq_len", "vocab_size", "width")
+
+
+class ReproductionError(AssertionError):
+    """The current code does not reproduce a bundle's numbers (the sweep must be run again)."""
+
+
+def bundle_names(root: str | Path | None = None) -> list[str]:
+    """The bundles under ``root`` (default :data:`BUNDLES`)."""
+    root = Path(root) if root is not None else BUNDLES
+    return sorted(p.parent.name for p in root.glob("*/provenance.json"))
+
+
+def _folder(name: str, root: str | Path | None) -> Path:
+    root = Path(root) if root is not None else BUNDLES
+    d = root / name
+    if not (d / "provenance.json").is_file():
+        have = bundle_names(root)
+        raise ValueError(f"bundle={name!r}: no such bundle under {root} (have: {', '.join(have) or 'none'}); "
+                         f"it is made by `rmed bundle {name} SPEC...` after `rmed sweep SPEC`")
+    return d
+
+
+def _sizes(task: str, scale: str) -> dict[str, Any]:
+    """The model and data sizes of ``task`` at ``scale`` (what a reader needs to know of a run)."""
+    from .tasks import get_task
+
+    t = get_task(task)
+    spec = t.spec(scale)
+    out: dict[str, Any] = {k: v for k, v in spec.model.items() if k in _SIZES}
+    out["seq_len"] = spec.data.get("seq_len")
+    data = t.data(scale)
+    out["vocab_size"] = getattr(data, "vocab_size", None)
+    out["hessian_batch"] = spec.hessian_batch
+    return out
+
+
+def _matching_run(store: ResultStore, key: dict[str, Any]) -> tuple[Path, bool] | None:
+    """The stored run whose configuration is ``key``: made by the current code if there is one,
+    else the newest made by another code version (``stale``)."""
+    found: list[tuple[Path, bool]] = []
+    base = store.root / key["task"] / key["scale"]
+    for d, stale in store.finished_runs():
+        if d.parent != base:
+            continue
+        try:
+            config = json.loads((d / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if config == key:
+            found.append((d, stale))
+    if not found:
+        return None
+    found.sort(key=lambda x: (x[1], -(x[0] / "COMPLETE").stat().st_mtime))
+    return found[0]
+
+
+def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path | None = None,
+                  root: str | Path | None = None, command: str = "") -> Path:
+    """Write bundle ``name`` from every run point of ``specs`` found in the store.
+
+    Every point must be finished in the store (raises ``ValueError`` listing those that are not: a
+    bundle is never partial). A run made by an older code version is taken when no current one
+    exists, and its code version is recorded in ``runs.csv`` (``stale`` column) -- the
+    reproduction check (:func:`check_reproduces`) is what says whether the current code agrees.
+    """
+    from .sweep_spec import load_spec
+
+    st = ResultStore(store)
+    rows: dict[str, list[pd.DataFrame]] = {k: [] for k in TABLES}
+    missing, spec_names = [], []
+    for spec in specs:
+        sweep = load_spec(spec)
+        if sweep.kind != "runs":
+            raise ValueError(f"specs: {spec} is a notebook sweep; a bundle holds training runs")
+        spec_names.append(str(Path(spec)))
+        for point in sweep.points:
+            key = point.config.key_dict()
+            hit = _matching_run(st, key)
+            if hit is None:
+                missing.append(point.label)
+                continue
+            d, stale = hit
+            run = st._read_run(d)
+            prov = run["provenance"]
+            ids = {**{k: key.get(k) for k in ID_COLUMNS}, "run": d.name}
+            rows["runs"].append(pd.DataFrame([{
+                **ids, "sweep": sweep.name, "steps": key["steps"], "batch_size": key["batch_size"],
+                **_sizes(key["task"], key["scale"]), "probe_method": key["probe_method"],
+                "probe_steps": " ".join(map(str, key["probe_steps"])), "status": prov.get("status"),
+                "wall_time_s": prov.get("wall_time_s"), "probe_time_s": prov.get("probe_time_s"),
+                "device": prov.get("device"), "threads": prov.get("threads"),
+                "code_version": prov.get("code_version"), "git_commit": prov.get("git_commit"), "stale": stale,
+                "config": json.dumps(key, sort_keys=True)}]))
+            for kind in TABLES[1:]:
+                df = run[kind]
+                if not df.empty:
+                    rows[kind].append(df.assign(**ids)[[*ids, *df.columns]])
+    if missing:
+        raise ValueError(f"bundle {name!r}: {len(missing)} run(s) of {', '.join(spec_names)} are not finished in "
+                         f"{st.root}: {'; '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}; run the sweep first")
+    out = (Path(root) if root is not None else BUNDLES) / name
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, frames in rows.items():
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*ID_COLUMNS, "run"])
+        if "index" in df.columns:  # the trainer's column: the tensor's position among the parameters
+            df = df.rename(columns={"index": "layer_index"})
+        atomic_write_text(out / f"{kind}.csv", df.to_csv(index=False, float_format="%.7g"))
+    runs = pd.concat(rows["runs"], ignore_index=True)
+    from . import __version__
+
+    prov = {
+        "bundle": name, "specs": spec_names, "command": command,
+        "written_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "git_commit": git_commit(), "code_version_now": code_version(),
+        "code_versions_of_runs": sorted(runs.code_version.dropna().unique().tolist()),
+        "rmed_core": __version__, "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+        "python": platform.python_version(), "devices": sorted(runs.device.dropna().astype(str).unique().tolist()),
+        "runs": int(len(runs)), "wall_time_s_total": round(float(runs.wall_time_s.fillna(0).sum()), 1),
+    }
+    atomic_write_text(out / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def read_bundle(name: str, kind: str, *, root: str | Path | None = None, **filters: Any) -> pd.DataFrame:
+    """Table ``kind`` (one of :data:`TABLES`) of bundle ``name``, rows matching ``filters``
+    (``opt="adam"``, ``seed=[0, 1]``), with the store's run columns first."""
+    if kind not in TABLES:
+        raise ValueError(f"kind={kind!r} is not a bundle table; use one of {', '.join(TABLES)}")
+    d = _folder(name, root)
+    df = pd.read_csv(d / f"{kind}.csv", keep_default_na=False, na_values=["", "NaN", "nan"])
+    if "undefined" in df.columns:
+        df["undefined"] = df["undefined"].fillna("")
+    for k, v in filters.items():
+        if k not in df.columns:
+            raise ValueError(f"{k}={v!r}: bundle table {kind!r} has no column {k!r}")
+        want = v if isinstance(v, (list, tuple, set)) else [v]
+        df = df[df[k].isin(list(want))]
+    return df.reset_index(drop=True)
+
+
+def bundle_provenance(name: str, *, root: str | Path | None = None) -> dict[str, Any]:
+    """The ``provenance.json`` record of bundle ``name``."""
+    return json.loads((_folder(name, root) / "provenance.json").read_text())
+
+
+def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | None = None,
+                     root: str | Path | None = None, loss_rtol: float = 1e-3, rmed_rtol: float = 0.05,
+                     progress: bool = False) -> dict[str, float]:
+    """Train bundle ``name``'s run ``(opt, seed)`` again from scratch up to step ``until`` and
+    compare with the bundle: the training loss at every step (relative tolerance ``loss_rtol``) and
+    every defined R_med at every probe ``<= until`` (``rmed_rtol``; an undefined R_med must stay
+    undefined). Raises :class:`ReproductionError` saying what moved and to rerun the sweep;
+    returns the largest relative differences.
+
+    Float32 training on another machine or thread count follows a slightly different path; the
+    tolerances are this project's choice, wide enough for that and far narrower than any effect the
+    book reads (the ratios it tests are between 1.4 and 3.5).
+    """
+    from .trainer import TrainConfig, train
+
+    runs = read_bundle(name, "runs", root=root, opt=opt, seed=seed, **({"task": task} if task else {}))
+    if len(runs) != 1:
+        raise ValueError(f"bundle {name!r} holds {len(runs)} runs with opt={opt!r}, seed={seed!r}"
+                         f"{f', task={task!r}' if task else ''}; name one")
+    key = json.loads(runs.config.iloc[0])
+    if not (isinstance(until, int) and 0 < until <= key["steps"]):
+        raise ValueError(f"until={until!r}: expected an integer in 1..{key['steps']}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in key.items() if k in fields})
+    cfg = dataclasses.replace(cfg, steps=until, probe_steps=tuple(s for s in cfg.probe_steps if s <= until),
+                              checkpoint_every=0)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        res = train(cfg, ResultStore(tmp), progress=progress)
+    run = runs.run.iloc[0]
+    old_loss = read_bundle(name, "loss", root=root, run=run)
+    old_loss = old_loss[old_loss.step < until].set_index("step").loss
+    new_loss = res.loss.set_index("step").loss.reindex(old_loss.index)
+    loss_diff = float(np.nanmax(np.abs(new_loss / old_loss - 1))) if len(old_loss) else 0.0
+    old = read_bundle(name, "rmed", root=root, run=run)
+    old = old[old.step.isin(cfg.probe_steps)].set_index(["step", "layer"])
+    new = res.rmed.set_index(["step", "layer"]).reindex(old.index)
+    both = old.r_med.notna() & new.r_med.notna()
+    flips = int((old.r_med.notna() != new.r_med.notna()).sum())
+    rmed_diff = float(np.max(np.abs(new.r_med[both] / old.r_med[both] - 1))) if both.any() else 0.0
+    out = dict(loss_max_rel=loss_diff, rmed_max_rel=rmed_diff, undefined_flips=flips,
+               steps=until, probes=len(cfg.probe_steps), tensors=int(both.sum()))
+    bad = []
+    if not math.isfinite(loss_diff) or loss_diff > loss_rtol:
+        bad.append(f"training loss differs by up to {loss_diff:.2e} (tolerance {loss_rtol:g})")
+    if rmed_diff > rmed_rtol:
+        worst = (np.abs(new.r_med[both] / old.r_med[both] - 1)).idxmax()
+        bad.append(f"R_med differs by up to {rmed_diff:.2e} (tolerance {rmed_rtol:g}; worst {worst})")
+    if flips:
+        bad.append(f"{flips} R_med changed between defined and undefined")
+    if bad:
+        raise ReproductionError(f"bundle {name!r}, {opt} seed {seed} up to step {until}: the current code does not "
+                                f"reproduce the stored numbers: {'; '.join(bad)}. If the change is intended, rerun "
+                                f"the sweep ({'; '.join(bundle_provenance(name, root=root)['specs'])}) and export the "
+                                f"bundle again.")
+    if runs.stale.iloc[0]:
+        warnings.warn(f"bundle {name!r}: run {run} was made by an older code version; the current code reproduces it "
+                      f"within tolerance", stacklevel=2)
+    return out

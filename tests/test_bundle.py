@@ -1,0 +1,74 @@
+"""Results bundles: export from the store, read back, and the reproduction check that fails when
+the stored numbers move (at ``ci`` scale: seconds)."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from rmed_core.bundle import ReproductionError, bundle_provenance, check_reproduces, export_bundle, read_bundle
+from rmed_core.store import ResultStore
+from rmed_core.sweep_spec import load_spec
+from rmed_core.trainer import train
+
+SPEC = """
+scale: ci
+tasks: [ptb_lm]
+optimizers: [adam, sgdm]
+lrs: {adam: [0.01], sgdm: [0.1]}
+seeds: [0]
+steps: 6
+config: {probe_steps: [3, 6], probe_top_eig: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bundle")
+    spec = tmp / "tiny.yaml"
+    spec.write_text(SPEC)
+    store = ResultStore(tmp / "store")
+    for p in load_spec(spec).points:
+        train(p.config, store, progress=False)
+    export_bundle("tiny", [spec], store=store.root, root=tmp / "bundles", command="test")
+    return tmp / "bundles"
+
+
+def test_bundle_holds_every_run_with_sizes_and_provenance(bundle):
+    runs = read_bundle("tiny", "runs", root=bundle)
+    assert sorted(runs.opt) == ["adam", "sgdm"]
+    assert {"d_model", "n_layers", "n_heads", "seq_len", "vocab_size", "steps", "lr", "wall_time_s",
+            "code_version"} <= set(runs.columns)
+    assert (runs.steps == 6).all() and runs.vocab_size.notna().all()
+    rmed = read_bundle("tiny", "rmed", root=bundle, opt="adam")
+    assert set(rmed.step) == {3, 6} and "layer_index" in rmed.columns and (rmed.opt == "adam").all()
+    loss = read_bundle("tiny", "loss", root=bundle)
+    assert len(loss) == 12
+    prov = bundle_provenance("tiny", root=bundle)
+    assert prov["runs"] == 2 and prov["command"] == "test" and prov["specs"]
+
+
+def test_missing_runs_and_unknown_names_are_refused(tmp_path, bundle):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC.replace("seeds: [0]", "seeds: [0, 1]"))
+    with pytest.raises(ValueError, match="not finished"):
+        export_bundle("x", [spec], store=tmp_path / "empty", root=tmp_path / "b")
+    with pytest.raises(ValueError, match="bundle='nope'.*tiny"):
+        read_bundle("nope", "rmed", root=bundle)
+    with pytest.raises(ValueError, match="kind='weights'"):
+        read_bundle("tiny", "weights", root=bundle)
+
+
+def test_reproduction_check_passes_and_fails_when_a_number_moves(bundle):
+    out = check_reproduces("tiny", opt="adam", seed=0, until=3, root=bundle)
+    assert out["loss_max_rel"] <= 1e-3 and out["probes"] == 1 and out["tensors"] > 0
+    f = bundle / "tiny" / "rmed.csv"
+    df = pd.read_csv(f)
+    df.loc[(df.opt == "adam") & (df.step == 3) & df.r_med.notna(), "r_med"] *= 1.2
+    df.to_csv(f, index=False)
+    with pytest.raises(ReproductionError, match="rerun the sweep"):
+        check_reproduces("tiny", opt="adam", seed=0, until=3, root=bundle)
+    with pytest.raises(ValueError, match="until=99"):
+        check_reproduces("tiny", opt="adam", seed=0, until=99, root=bundle)
+    json.loads((bundle / "tiny" / "provenance.json").read_text())
