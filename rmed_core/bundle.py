@@ -35,38 +35,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .provenance import git_commit, repo_root
-from .store import ID_COLUMNS, ResultStore, atomic_write_text, code_version
+from .provenance import git_commit
+from .store import (BUNDLES, ID_COLUMNS, TABLES, ResultStore, atomic_write_text, bundle_names,
+                    bundle_provenance, code_version, read_bundle)
 
 __all__ = ["BUNDLES", "TABLES", "export_bundle", "read_bundle", "bundle_provenance", "bundle_names",
            "check_reproduces", "ReproductionError"]
 
-#: Where bundles live (committed with the code).
-BUNDLES = repo_root() / "bundles"
-#: The tables of a bundle.
-TABLES = ("runs", "loss", "rmed", "probe", "eig")
 #: Model sizes copied into ``runs.csv`` from the task's scale.
 _SIZES = ("d_model", "n_layers", "n_heads", "seq_len", "vocab_size", "width")
 
 
 class ReproductionError(AssertionError):
     """The current code does not reproduce a bundle's numbers (the sweep must be run again)."""
-
-
-def bundle_names(root: str | Path | None = None) -> list[str]:
-    """The bundles under ``root`` (default :data:`BUNDLES`)."""
-    root = Path(root) if root is not None else BUNDLES
-    return sorted(p.parent.name for p in root.glob("*/provenance.json"))
-
-
-def _folder(name: str, root: str | Path | None) -> Path:
-    root = Path(root) if root is not None else BUNDLES
-    d = root / name
-    if not (d / "provenance.json").is_file():
-        have = bundle_names(root)
-        raise ValueError(f"bundle={name!r}: no such bundle under {root} (have: {', '.join(have) or 'none'}); "
-                         f"it is made by `rmed bundle {name} SPEC...` after `rmed sweep SPEC`")
-    return d
 
 
 def _sizes(task: str, scale: str) -> dict[str, Any]:
@@ -168,28 +149,6 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
     }
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return out
-
-
-def read_bundle(name: str, kind: str, *, root: str | Path | None = None, **filters: Any) -> pd.DataFrame:
-    """Table ``kind`` (one of :data:`TABLES`) of bundle ``name``, rows matching ``filters``
-    (``opt="adam"``, ``seed=[0, 1]``), with the store's run columns first."""
-    if kind not in TABLES:
-        raise ValueError(f"kind={kind!r} is not a bundle table; use one of {', '.join(TABLES)}")
-    d = _folder(name, root)
-    df = pd.read_csv(d / f"{kind}.csv", keep_default_na=False, na_values=["", "NaN", "nan"])
-    if "undefined" in df.columns:
-        df["undefined"] = df["undefined"].fillna("")
-    for k, v in filters.items():
-        if k not in df.columns:
-            raise ValueError(f"{k}={v!r}: bundle table {kind!r} has no column {k!r}")
-        want = v if isinstance(v, (list, tuple, set)) else [v]
-        df = df[df[k].isin(list(want))]
-    return df.reset_index(drop=True)
-
-
-def bundle_provenance(name: str, *, root: str | Path | None = None) -> dict[str, Any]:
-    """The ``provenance.json`` record of bundle ``name``."""
-    return json.loads((_folder(name, root) / "provenance.json").read_text())
 
 
 def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | None = None,

@@ -49,11 +49,15 @@ import pandas as pd
 
 from .provenance import repo_root
 
-__all__ = ["ResultStore", "load_results", "code_version", "config_key", "StaleResultsWarning", "KINDS",
+__all__ = ["ResultStore", "load_results", "read_bundle", "bundle_names", "bundle_provenance", "BUNDLES", "TABLES", "code_version", "config_key", "StaleResultsWarning", "KINDS",
            "atomic_write_bytes", "atomic_write_text", "CorruptRunError", "CorruptRunWarning", "NON_COMPUTING",
            "sha256_bytes"]
 
 KINDS = ("loss", "rmed", "probe", "eig", "runs")
+#: Where results bundles live (committed with the code; written by :mod:`rmed_core.bundle`).
+BUNDLES = repo_root() / "bundles"
+#: The tables of a bundle.
+TABLES = ("runs", "loss", "rmed", "probe", "eig")
 MARKER = "COMPLETE"
 ID_COLUMNS = ["task", "scale", "opt", "lr", "seed"]
 
@@ -85,6 +89,7 @@ NON_COMPUTING: dict[str, str] = {
     "report.py": "provenance panels under figures",
     "analysis.py": "tables and verdicts from stored results, recomputed at every read",
     "verdict.py": "the verdict rules and their simulated error rates, recomputed at every read",
+    "bundle.py": "exports stored runs' tables as a bundle and retrains a slice to compare; computes nothing itself",
 }
 
 
@@ -374,7 +379,7 @@ def _match(value: Any, wanted: Any) -> bool:
 
 
 def load_results(kind: str, *, root: str | Path | None = None, include_stale: bool = False,
-                 **filters: Any) -> pd.DataFrame:
+                 bundle: str | None = None, **filters: Any) -> pd.DataFrame:
     """All finished runs' table ``kind`` as one tidy DataFrame.
 
     Args:
@@ -386,6 +391,8 @@ def load_results(kind: str, *, root: str | Path | None = None, include_stale: bo
         root: the store's folder (default ``$RMED_RESULTS``, else ``<repository>/results``).
         include_stale: also return runs made by other code versions (with a ``stale`` column).
             Otherwise they are left out with a :class:`StaleResultsWarning`.
+        bundle: read the committed results bundle of this name instead of the store
+            (:func:`read_bundle`; ``root`` is then the bundles' folder, default :data:`BUNDLES`).
 
     A run whose files fail the content check of its ``COMPLETE`` record is left out with a
     :class:`CorruptRunWarning` naming it (and how many were); the others are returned.
@@ -393,4 +400,45 @@ def load_results(kind: str, *, root: str | Path | None = None, include_stale: bo
 
     Every row carries ``task, scale, opt, lr, seed, run`` first.
     """
+    if bundle is not None:
+        return read_bundle(bundle, kind, root=root, **filters)
     return ResultStore(root).load(kind, include_stale=include_stale, **filters)
+
+
+def bundle_names(root: str | Path | None = None) -> list[str]:
+    """The bundles under ``root`` (default :data:`BUNDLES`)."""
+    root = Path(root) if root is not None else BUNDLES
+    return sorted(p.parent.name for p in root.glob("*/provenance.json"))
+
+
+def _folder(name: str, root: str | Path | None) -> Path:
+    root = Path(root) if root is not None else BUNDLES
+    d = root / name
+    if not (d / "provenance.json").is_file():
+        have = bundle_names(root)
+        raise ValueError(f"bundle={name!r}: no such bundle under {root} (have: {', '.join(have) or 'none'}); "
+                         f"it is made by `rmed bundle {name} SPEC...` after `rmed sweep SPEC`")
+    return d
+
+
+def read_bundle(name: str, kind: str, *, root: str | Path | None = None, **filters: Any) -> pd.DataFrame:
+    """Table ``kind`` (one of :data:`TABLES`) of bundle ``name``, rows matching ``filters``
+    (``opt="adam"``, ``seed=[0, 1]``), with the store's run columns first."""
+    if kind not in TABLES:
+        raise ValueError(f"kind={kind!r} is not a bundle table; use one of {', '.join(TABLES)}")
+    d = _folder(name, root)
+    df = pd.read_csv(d / f"{kind}.csv", keep_default_na=False, na_values=["", "NaN", "nan"])
+    if "undefined" in df.columns:
+        df["undefined"] = df["undefined"].fillna("")
+    for k, v in filters.items():
+        if k not in df.columns:
+            raise ValueError(f"{k}={v!r}: bundle table {kind!r} has no column {k!r}")
+        want = v if isinstance(v, (list, tuple, set)) else [v]
+        df = df[df[k].isin(list(want))]
+    return df.reset_index(drop=True)
+
+
+def bundle_provenance(name: str, *, root: str | Path | None = None) -> dict[str, Any]:
+    """The ``provenance.json`` record of bundle ``name``."""
+    return json.loads((_folder(name, root) / "provenance.json").read_text())
+
