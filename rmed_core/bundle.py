@@ -40,7 +40,7 @@ from .store import (BUNDLES, ID_COLUMNS, TABLES, ResultStore, atomic_write_text,
                     bundle_provenance, code_version, read_bundle)
 
 __all__ = ["BUNDLES", "TABLES", "export_bundle", "read_bundle", "bundle_provenance", "bundle_names",
-           "check_reproduces", "ReproductionError"]
+           "check_reproduces", "ReproductionError", "find_run"]
 
 #: Model sizes copied into ``runs.csv`` from the task's scale.
 _SIZES = ("d_model", "n_layers", "n_heads", "seq_len", "vocab_size", "width")
@@ -149,6 +149,29 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
     }
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def find_run(config: Any, *, root: str | Path | None = None):
+    """The run of ``config`` (a :class:`~rmed_core.trainer.TrainConfig`) as a bundle holds it -- the
+    same configuration, whatever code version made it -- as a
+    :class:`~rmed_core.trainer.RunResult` (``provenance["bundle"]`` names the bundle), or None."""
+    from .trainer import RunResult
+
+    key = json.dumps(config.key_dict(), sort_keys=True)
+    for name in bundle_names(root):
+        runs = read_bundle(name, "runs", root=root)
+        hit = runs[runs.config == key]
+        if hit.empty:
+            continue
+        row = hit.iloc[0]
+        tables = {k: read_bundle(name, k, root=root, run=row.run).drop(columns=[*ID_COLUMNS, "run"])
+                  for k in TABLES[1:]}
+        prov = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()
+                if k in ("status", "wall_time_s", "probe_time_s", "device", "threads", "code_version", "git_commit")}
+        prov.update(bundle=name, from_bundle=True)
+        return RunResult(config.resolved(), row.status, tables["loss"], tables["rmed"], tables["probe"],
+                         tables["eig"], prov, None, True)
+    return None
 
 
 def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | None = None,

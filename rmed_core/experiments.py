@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .bundle import find_run
 from .store import ResultStore
 from .trainer import RunResult, TrainConfig, train
 from .validation import SCALES, check_choice
@@ -81,7 +82,9 @@ class Grid:
 def run_grid(tasks: Sequence[str], opts: Sequence[str], seeds: Sequence[int], *, scale: str,
              lr: dict[str, float] | None = None, store: ResultStore | None = None, progress: bool = True,
              **overrides) -> Grid:
-    """Train (or load) every ``task × opt × seed`` at ``scale``.
+    """Train (or load) every ``task × opt × seed`` at ``scale``. A run that a committed results
+    bundle holds (:func:`rmed_core.bundle.find_run`: the same configuration) is read from it, not
+    trained; its provenance names the bundle.
 
     Args:
         lr: learning rate per optimizer; others take the task's tuned value.
@@ -90,7 +93,8 @@ def run_grid(tasks: Sequence[str], opts: Sequence[str], seeds: Sequence[int], *,
     """
     configs = [TrainConfig(task=t, opt=o, seed=s, scale=scale, lr=(lr or {}).get(o), **overrides)
                for t, o, s in itertools.product(tasks, opts, seeds)]  # validates before any work
-    results = [train(c, store, progress=False) for c in tqdm(configs, disable=not progress, desc="runs")]
+    results = [find_run(c) or train(c, store, progress=False)
+               for c in tqdm(configs, disable=not progress, desc="runs")]
     tables = {"loss": [], "rmed": [], "eig": []}
     for r in results:
         ids = dict(task=r.config.task, opt=r.config.opt, lr=r.config.lr, seed=r.config.seed, status=r.status)

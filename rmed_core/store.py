@@ -54,8 +54,9 @@ __all__ = ["ResultStore", "load_results", "read_bundle", "bundle_names", "bundle
            "sha256_bytes"]
 
 KINDS = ("loss", "rmed", "probe", "eig", "runs")
-#: Where results bundles live (committed with the code; written by :mod:`rmed_core.bundle`).
-BUNDLES = repo_root() / "bundles"
+#: Where results bundles live (committed with the code; written by :mod:`rmed_core.bundle`);
+#: ``$RMED_BUNDLES`` points elsewhere.
+BUNDLES = Path(os.environ.get("RMED_BUNDLES") or repo_root() / "bundles")
 #: The tables of a bundle.
 TABLES = ("runs", "loss", "rmed", "probe", "eig")
 MARKER = "COMPLETE"

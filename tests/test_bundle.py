@@ -72,3 +72,20 @@ def test_reproduction_check_passes_and_fails_when_a_number_moves(bundle):
     with pytest.raises(ValueError, match="until=99"):
         check_reproduces("tiny", opt="adam", seed=0, until=99, root=bundle)
     json.loads((bundle / "tiny" / "provenance.json").read_text())
+
+
+def test_a_run_the_bundle_holds_is_read_not_trained(bundle):
+    from rmed_core.bundle import find_run
+
+    cfg = load_spec_points(bundle)[0].config
+    hit = find_run(cfg, root=bundle)
+    assert hit is not None and hit.from_store and hit.provenance["bundle"] == "tiny"
+    assert len(hit.loss) == 6 and set(hit.rmed.step) == {3, 6} and "layer_index" in hit.rmed.columns
+    import dataclasses
+
+    assert find_run(dataclasses.replace(cfg, seed=7), root=bundle) is None
+
+
+def load_spec_points(bundle):
+    spec = bundle.parent / "tiny.yaml"
+    return load_spec(spec).points
