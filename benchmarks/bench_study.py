@@ -78,11 +78,21 @@ def accuracy(a) -> None:
     m, data, spec = checkpoint("study", a.steps)
     batch = data.hessian_batch(0, spec.hessian_batch)
     t_ex, t_sa, per_tensor = [], [], []
-    for r in range(a.exact_reps):
+    if a.exact_from:  # the exact values of an earlier run of this section (the exact method is unchanged)
+        old = pd.read_csv(a.exact_from, keep_default_na=False, na_values=["", "NaN", "nan"])
+        old = old[old.step == a.steps].drop_duplicates("layer").set_index("layer")
+        ex = pd.DataFrame({"numel": old.numel, "n_used": old.n_used, "r_med": old.exact_r_med,
+                           "undefined": old.exact_undefined.fillna(""), "h_max": old.exact_h_max,
+                           "h_median": old.exact_h_median})
+        ex.attrs["products"] = int(old.exact_products.iloc[0])
+        t_ex = [float(old.exact_s.iloc[0])] * int(old.exact_reps.iloc[0])
+        print(f"step {a.steps}: exact values from {a.exact_from}", flush=True)
+    for r in range(0 if a.exact_from else a.exact_reps):
         t, ex = timed(lambda: rmed_per_layer(m, lm_loss, batch))
         t_ex.append(t)
         print(f"step {a.steps}: exact rep {r}: {t:.0f} s, {ex.attrs['products']} products", flush=True)
-    ex = ex.set_index("layer")
+    if not a.exact_from:
+        ex = ex.set_index("layer")
     for seed in range(a.reps):
         t, sa = timed(lambda: rmed_per_layer(m, lm_loss, batch, method="sampled", seed=seed))
         t_sa.append(t)
@@ -95,7 +105,8 @@ def accuracy(a) -> None:
                                    exact_h_max=e.h_max, h_max=row.h_max, exact_h_median=e.h_median,
                                    h_median=row.h_median, sampled=row.layer not in sa.attrs["exact"],
                                    exact_s=median(t_ex), exact_reps=len(t_ex), exact_products=ex.attrs["products"],
-                                   sampled_s=t, sampled_products=sa.attrs["products"], threads=a.threads))
+                                   sampled_s=t, sampled_products=sa.attrs["products"], threads=a.threads,
+                                   exact_source=a.exact_from or ""))
     RESULTS.mkdir(exist_ok=True)
     pd.DataFrame(per_tensor).to_csv(RESULTS / f"study_accuracy_{a.steps}.csv", index=False)
 
@@ -133,7 +144,8 @@ def summary(a) -> None:
     save("study_accuracy", pd.DataFrame(rows), header,
          "; ".join(f"python benchmarks/bench_study.py accuracy --steps {int(t.step.iloc[0])} --reps "
                    f"{t.seed.nunique()} --exact-reps {int(t.exact_reps.iloc[0])} --threads {int(t.threads.iloc[0])}"
-                   for t in tabs) + "; python benchmarks/bench_study.py summary")
+                   + (f" --exact-from {t.exact_source.iloc[0]}" if str(t.get('exact_source', pd.Series([''])).iloc[0])
+                      not in ('', 'nan') else '') for t in tabs) + "; python benchmarks/bench_study.py summary")
 
 
 def _summary(tab: pd.DataFrame, steps, te, ts, n_ex, n_sa, p_ex, p_sa) -> dict:
@@ -222,6 +234,9 @@ def main() -> None:
     ap.add_argument("--check-tensors", nargs="+",
                     default=["blocks.1.attn.v.weight"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--exact-from", default=None, metavar="CSV",
+                    help="accuracy: take the exact values (and their timing) from an earlier study_accuracy_<steps>.csv "
+                         "instead of computing them again")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     {"accuracy": accuracy, "summary": summary, "batch": batch_sensitivity, "vocab10k": vocab10k}[a.section](a)

@@ -57,10 +57,15 @@ LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.
 # (equivalently `python -m rmed_core.trainer --task T --opt adam sgdm --scale S --tune`). Caveats: at `ci` (20 steps) mnist_cnn does not learn, so its ci picks are noise; at `book`
 # SGD-M on polarity_cls stayed at ln 2 for every lr (the pick 3e-4 is the least bad, not a tuned optimum).
 # fashion_cnn is not tuned (Fashion-MNIST is not installed here) and `paper` is not tuned (no GPU): pass lr.
+# At the `study` scales the grid is the half-decades around each optimizer's best (sweeps/study-tuning.yaml,
+# sweeps/study-control-tuning.yaml); the tuning runs are kept in the study's results bundle (`load_results("runs",
+# bundle="study")`, sweep "study-tuning"), and the "Is Adam faster here?" chapter shows them.
 TUNED_LR: dict[str, dict[str, dict[str, float]]] = {
-    "ptb_lm": {"ci": {"adam": 3e-2, "sgdm": 3e-1}, "book": {"adam": 1e-2, "sgdm": 1e-1}},
+    "ptb_lm": {"ci": {"adam": 3e-2, "sgdm": 3e-1}, "book": {"adam": 1e-2, "sgdm": 1e-1},
+               "study": {"adam": 1e-3, "sgdm": 3e-1}},
     "polarity_cls": {"ci": {"adam": 1e-2, "sgdm": 3e-3}, "book": {"adam": 3e-3, "sgdm": 3e-4}},
-    "mnist_cnn": {"ci": {"adam": 1e-2, "sgdm": 1e-4}, "book": {"adam": 1e-2, "sgdm": 3e-2}},
+    "mnist_cnn": {"ci": {"adam": 1e-2, "sgdm": 1e-4}, "book": {"adam": 1e-2, "sgdm": 3e-2},
+                  "study": {"adam": 1e-3, "sgdm": 3e-2}},
 }
 
 
