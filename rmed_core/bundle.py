@@ -183,7 +183,8 @@ def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | 
     undefined). Raises :class:`ReproductionError` saying what moved and to rerun the sweep;
     returns the largest relative differences.
 
-    Float32 training on another machine or thread count follows a slightly different path; the
+    The run is retrained with the thread count it was made with. Float32 training on another
+    machine follows a slightly different path; the
     tolerances are this project's choice, wide enough for that and far narrower than any effect the
     book reads (the ratios it tests are between 1.4 and 3.5).
     """
@@ -202,8 +203,15 @@ def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | 
                               checkpoint_every=0)
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        res = train(cfg, ResultStore(tmp), progress=progress)
+    threads = torch.get_num_threads()
+    recorded = runs.threads.iloc[0]
+    try:  # the run's own thread count: float32 sums, and so the trajectory, depend on it
+        if recorded == recorded and recorded:
+            torch.set_num_threads(int(recorded))
+        with tempfile.TemporaryDirectory() as tmp:
+            res = train(cfg, ResultStore(tmp), progress=progress)
+    finally:
+        torch.set_num_threads(threads)
     run = runs.run.iloc[0]
     old_loss = read_bundle(name, "loss", root=root, run=run)
     old_loss = old_loss[old_loss.step < until].set_index("step").loss
