@@ -174,10 +174,10 @@ def find_run(config: Any, *, root: str | Path | None = None):
     return None
 
 
-def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | None = None,
-                     root: str | Path | None = None, loss_rtol: float = 1e-3, rmed_rtol: float = 0.05,
-                     progress: bool = False) -> dict[str, float]:
-    """Train bundle ``name``'s run ``(opt, seed)`` again from scratch up to step ``until`` and
+def check_reproduces(name: str, *, until: int, root: str | Path | None = None, loss_rtol: float = 1e-3,
+                     rmed_rtol: float = 0.05, progress: bool = False, **run: Any) -> dict[str, float]:
+    """Train bundle ``name``'s run named by ``run`` (columns of its ``runs`` table, e.g.
+    ``sweep="study", opt="adam", seed=0``: exactly one run) again from scratch up to step ``until`` and
     compare with the bundle: the training loss at every step (relative tolerance ``loss_rtol``) and
     every defined R_med at every probe ``<= until`` (``rmed_rtol``; an undefined R_med must stay
     undefined). Raises :class:`ReproductionError` saying what moved and to rerun the sweep;
@@ -190,10 +190,9 @@ def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | 
     """
     from .trainer import TrainConfig, train
 
-    runs = read_bundle(name, "runs", root=root, opt=opt, seed=seed, **({"task": task} if task else {}))
+    runs = read_bundle(name, "runs", root=root, **run)
     if len(runs) != 1:
-        raise ValueError(f"bundle {name!r} holds {len(runs)} runs with opt={opt!r}, seed={seed!r}"
-                         f"{f', task={task!r}' if task else ''}; name one")
+        raise ValueError(f"bundle {name!r} holds {len(runs)} runs with {run}; name exactly one")
     key = json.loads(runs.config.iloc[0])
     if not (isinstance(until, int) and 0 < until <= key["steps"]):
         raise ValueError(f"until={until!r}: expected an integer in 1..{key['steps']}")
@@ -212,12 +211,12 @@ def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | 
             res = train(cfg, ResultStore(tmp), progress=progress)
     finally:
         torch.set_num_threads(threads)
-    run = runs.run.iloc[0]
-    old_loss = read_bundle(name, "loss", root=root, run=run)
+    run_id = runs.run.iloc[0]
+    old_loss = read_bundle(name, "loss", root=root, run=run_id)
     old_loss = old_loss[old_loss.step < until].set_index("step").loss
     new_loss = res.loss.set_index("step").loss.reindex(old_loss.index)
     loss_diff = float(np.nanmax(np.abs(new_loss / old_loss - 1))) if len(old_loss) else 0.0
-    old = read_bundle(name, "rmed", root=root, run=run)
+    old = read_bundle(name, "rmed", root=root, run=run_id)
     old = old[old.step.isin(cfg.probe_steps)].set_index(["step", "layer"])
     new = res.rmed.set_index(["step", "layer"]).reindex(old.index)
     both = old.r_med.notna() & new.r_med.notna()
@@ -234,11 +233,11 @@ def check_reproduces(name: str, *, opt: str, seed: int, until: int, task: str | 
     if flips:
         bad.append(f"{flips} R_med changed between defined and undefined")
     if bad:
-        raise ReproductionError(f"bundle {name!r}, {opt} seed {seed} up to step {until}: the current code does not "
+        raise ReproductionError(f"bundle {name!r}, run {run} up to step {until}: the current code does not "
                                 f"reproduce the stored numbers: {'; '.join(bad)}. If the change is intended, rerun "
                                 f"the sweep ({'; '.join(bundle_provenance(name, root=root)['specs'])}) and export the "
                                 f"bundle again.")
     if runs.stale.iloc[0]:
-        warnings.warn(f"bundle {name!r}: run {run} was made by an older code version; the current code reproduces it "
+        warnings.warn(f"bundle {name!r}: run {runs.run.iloc[0]} was made by an older code version; the current code reproduces it "
                       f"within tolerance", stacklevel=2)
     return out
