@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["OPT_COLORS", "LAYER_GROUPS", "band_plot", "figure_grid", "layer_group", "layer_lines"]
+__all__ = ["OPT_COLORS", "LAYER_GROUPS", "KIND_COLORS", "band_plot", "figure_grid", "layer_group", "layer_lines",
+           "rmed_by_tensor_plot", "ratio_plot"]
 
 #: Font sizes for figures about 7.5 inches wide, the width of the book's text column.
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -106,3 +107,99 @@ def layer_lines(ax, rmed: pd.DataFrame, *, y: str = "r_med", logy: bool = True) 
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.3)
+
+
+#: One colour per kind of parameter tensor (:func:`rmed_core.verdict.tensor_kind`), and for "all".
+KIND_COLORS = {"all": "#000000", "embedding": "#8c564b", "conv": "#2ca02c", "attention": "#1f77b4", "MLP": "#ff7f0e",
+               "LayerNorm": "#bcbd22", "output": "#d62728", "other": "#9467bd"}
+
+
+def _kind_order(kinds) -> list[str]:
+    return [k for k in KIND_COLORS if k in set(kinds)] + sorted(set(kinds) - set(KIND_COLORS))
+
+
+def rmed_by_tensor_plot(ax, summary: pd.DataFrame, *, opts: Sequence[str], title: str = "") -> None:
+    """R_med of every tensor at one probe step: for each optimizer of ``opts`` (its colour) the
+    median over seeds with a bar from the smallest to the largest seed, the tensors grouped by kind
+    (shaded spans, labelled) and in model order within a kind. ``summary``: one step of
+    :func:`rmed_core.analysis.rmed_by_tensor`. A tensor whose R_med is undefined in every seed has
+    no point."""
+    if summary.step.nunique() > 1:
+        raise ValueError("summary: several steps; select one")
+    tensors = (summary[["layer_index", "layer", "kind"]].drop_duplicates("layer")
+               .assign(order=lambda d: d.kind.map({k: i for i, k in enumerate(_kind_order(d.kind))}))
+               .sort_values(["order", "layer_index"]).reset_index(drop=True))
+    x = {name: i for i, name in enumerate(tensors.layer)}
+    width = 0.6 / max(1, len(opts))
+    for j, opt in enumerate(opts):
+        sub = summary[(summary.opt == opt) & summary["median"].notna()]
+        xs = np.array([x[n] for n in sub.layer]) + (j - (len(opts) - 1) / 2) * width
+        ax.errorbar(xs, sub["median"], yerr=[sub["median"] - sub["min"], sub["max"] - sub["median"]], fmt="o",
+                    markersize=3, elinewidth=0.8, capsize=0, color=OPT_COLORS.get(opt), label=opt)
+    for k, g in tensors.groupby("kind", sort=False):
+        lo, hi = g.index.min() - 0.5, g.index.max() + 0.5
+        ax.axvspan(lo, hi, color=KIND_COLORS.get(k, "#cccccc"), alpha=0.08, linewidth=0)
+        ax.text((lo + hi) / 2, 1.0, k, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7,
+                color=KIND_COLORS.get(k, "#333333"))
+    ax.set_yscale("log")
+    ax.set_xlim(-0.5, len(tensors) - 0.5)
+    ax.set_xticks(range(len(tensors)), [str(i) for i in tensors.layer_index], fontsize=6)
+    ax.set_xlabel("parameter tensor (index in the model), grouped by kind")
+    ax.set_ylabel(r"$R_\mathrm{med}$")
+    ax.grid(True, axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title, pad=14)
+
+
+def ratio_plot(ax, table: pd.DataFrame, *, by: str = "paper iteration", labels: dict | None = None,
+               tensors: pd.DataFrame | None = None, published: pd.DataFrame | None = None,
+               band: tuple[float, float] | None = None,
+               ylabel: str = r"$R^{\mathrm{SGDM}}_{\mathrm{med}} / R^{\mathrm{Adam}}_{\mathrm{med}}$") -> None:
+    """Ratios with their intervals on a log axis, one column of points per kind of tensor (row
+    ``tensors`` of :func:`rmed_core.verdict.claims_by_kind` or
+    :func:`rmed_core.verdict.equivalence_by_kind`: ``ratio, lower, upper``), one marker per value of
+    ``by`` (the iteration), a line at 1.
+
+    Args:
+        labels: the legend's text for each value of ``by`` (default ``"<by> <value>"``).
+        tensors: optional per-tensor ratios (columns ``kind``, ``by`` and ``geo_mean``, as
+            :func:`rmed_core.analysis.ratio_table` gives them), drawn as faint dots behind.
+        published: optional rows of :data:`rmed_core.analysis.PUBLISHED_RATIOS`, drawn as grey
+            mean ± std in a column of their own (three tensors of a model whose kinds are not known).
+        band: a shaded range (the equivalence margin of the control).
+    """
+    kinds = ["all"] + [k for k in _kind_order(table.tensors) if k != "all"]
+    columns = kinds + (["published"] if published is not None else [])
+    values = list(dict.fromkeys(table[by]))
+    markers = ["o", "s", "^", "D"]
+    offset = {v: (i - (len(values) - 1) / 2) * 0.22 for i, v in enumerate(values)}
+    if band is not None:
+        ax.axhspan(*band, color="#2ca02c", alpha=0.1, linewidth=0, label=f"margin [{band[0]:.2f}, {band[1]:.2f}]")
+    ax.axhline(1, color="k", linewidth=0.8)
+    for i, v in enumerate(values):
+        sub = table[table[by] == v].set_index("tensors")
+        for k in kinds:
+            if k not in sub.index:
+                continue
+            r = sub.loc[k]
+            xk = columns.index(k) + offset[v]
+            if tensors is not None and k != "all":
+                t = tensors[(tensors.kind == k) & (tensors[by] == v)]
+                ax.scatter(np.full(len(t), xk), t.geo_mean, s=6, color=KIND_COLORS.get(k), alpha=0.25, linewidth=0)
+            if np.isfinite(r.lower) and np.isfinite(r.upper):
+                ax.errorbar(xk, r.ratio, yerr=[[r.ratio - r.lower], [r.upper - r.ratio]], fmt=markers[i % 4],
+                            color=KIND_COLORS.get(k), markersize=5, capsize=2,
+                            label=(labels or {}).get(v, f"{by} {v}") if k == "all" else None)
+            else:
+                ax.plot(xk, r.ratio, markers[i % 4], color=KIND_COLORS.get(k), markersize=5)
+        if published is not None:
+            p = published[published.step == v]
+            xp = columns.index("published") + offset[v]
+            ax.errorbar(np.full(len(p), xp), p.paper_mean, yerr=[np.minimum(p.paper_std, p.paper_mean * 0.95),
+                                                               p.paper_std],
+                        fmt=markers[i % 4], color="#555555", markerfacecolor="none", markersize=4, capsize=2)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(columns)), columns, rotation=20)
+    ax.set_xlim(-0.6, len(columns) - 0.4)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, axis="y", alpha=0.3)

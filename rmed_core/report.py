@@ -7,7 +7,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["papermill_command", "provenance_panel", "show_provenance", "glue_figure", "glue_number", "glue_text"]
+__all__ = ["papermill_command", "provenance_panel", "show_provenance", "glue_figure", "glue_number", "glue_text",
+           "ratio_columns"]
 
 
 def papermill_command(notebook: str, params: Mapping[str, Any], output: str = "out.ipynb") -> str:
@@ -81,3 +82,20 @@ def glue_text(name: str, text: str) -> str:
 
     glue(name, str(text), display=False)
     return text
+
+
+def ratio_columns(table, *, interval: str = "95%", digits: int = 2):
+    """A table of ratios (columns ``ratio, lower, upper``, and ``p``) for reading: the three as one
+    column ``ratio [<interval> interval]`` ("1.23 [1.01, 1.50]"), ``p`` to three decimals, and a
+    ``published`` column (when there is one) kept on the first row of each iteration only."""
+    out = table.copy()
+    label = f"ratio [{interval} interval]"
+    out.insert(list(out.columns).index("ratio"), label,
+               [f"{r:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for r, lo, hi in zip(out.ratio, out.lower, out.upper)])
+    out = out.drop(columns=["ratio", "lower", "upper"])
+    if "p" in out:
+        out["p"] = out.p.round(3)
+    if "published" in out:
+        first = ~out.duplicated("published")
+        out["published"] = out.published.where(first, "")
+    return out

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ALPHA", "DEFAULT_MARGIN", "KINDS", "Claim", "Equivalence", "min_seeds", "tensor_kind", "tensor_role",
-           "log_ratios", "sign_flip_p", "claim", "claims_by_kind", "equivalence", "control_statement",
+           "log_ratios", "sign_flip_p", "claim", "claims_by_kind", "equivalence", "equivalence_by_kind", "control_statement",
            "simulate_rule", "verdict_fpr", "verdict_power", "published_spread", "spread_from_study"]
 
 #: The level of every test of this module.
@@ -420,6 +420,27 @@ def equivalence(data: pd.DataFrame | Sequence[float], *, margin: float = DEFAULT
     lo, hi = _t_interval(m, 1 - 2 * alpha)
     return Equivalence("equivalent" if p <= alpha else "not equivalent", ratio, math.exp(lo), math.exp(hi), p,
                        float(margin), int(m.size), n_tensors, dropped)
+
+
+def equivalence_by_kind(units: pd.DataFrame, *, margin: float = DEFAULT_MARGIN, alpha: float = ALPHA) -> pd.DataFrame:
+    """:func:`equivalence` over all tensors (row ``all``), then over each kind of tensor present,
+    as :func:`claims_by_kind` does for the claim; each row tested at ``alpha`` on its own.
+
+    Returns:
+        Columns ``tensors, n_tensors, n_seeds, ratio, lower, upper, p, verdict, n_dropped, margin``
+        (``lower, upper``: the 90% t-interval; ``p``: the TOST p-value).
+    """
+    if "kind" not in units:
+        if "layer" not in units:
+            raise ValueError("units: the table lacks columns ['kind'] (or ['layer'] to derive it)")
+        units = units.assign(kind=units.layer.map(lambda n: tensor_kind(str(n))))
+    groups = [("all", units)] + [(k, units[units.kind == k]) for k in KINDS if (units.kind == k).any()]
+    rows = []
+    for label, sub in groups:
+        e = equivalence(sub, margin=margin, alpha=alpha)
+        rows.append(dict(tensors=label, n_tensors=e.n_tensors, n_seeds=e.n_seeds, ratio=e.ratio, lower=e.lower,
+                         upper=e.upper, p=e.p, verdict=e.verdict, n_dropped=e.n_dropped, margin=e.margin))
+    return pd.DataFrame(rows)
 
 
 def control_statement(language_model: Claim, cnn: Equivalence) -> str:
