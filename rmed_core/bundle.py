@@ -85,11 +85,12 @@ def _matching_run(store: ResultStore, key: dict[str, Any]) -> tuple[Path, bool] 
 
 
 def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path | None = None,
-                  root: str | Path | None = None, command: str = "") -> Path:
+                  root: str | Path | None = None, command: str = "", partial: bool = False) -> Path:
     """Write bundle ``name`` from every run point of ``specs`` found in the store.
 
-    Every point must be finished in the store (raises ``ValueError`` listing those that are not: a
-    bundle is never partial). A run made by an older code version is taken when no current one
+    Every point must be finished in the store (raises ``ValueError`` listing those that are not),
+    unless ``partial``: then the finished points are exported and the missing ones are listed in
+    ``provenance.json`` (``missing``), so that a reader sees what the study lacks. A run made by an older code version is taken when no current one
     exists, and its code version is recorded in ``runs.csv`` (``stale`` column) -- the
     reproduction check (:func:`check_reproduces`) is what says whether the current code agrees.
     """
@@ -125,7 +126,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
                 df = run[kind]
                 if not df.empty:
                     rows[kind].append(df.assign(**ids)[[*ids, *df.columns]])
-    if missing:
+    if missing and not partial:
         raise ValueError(f"bundle {name!r}: {len(missing)} run(s) of {', '.join(spec_names)} are not finished in "
                          f"{st.root}: {'; '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}; run the sweep first")
     out = (Path(root) if root is not None else BUNDLES) / name
@@ -135,7 +136,8 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
         if "index" in df.columns:  # the trainer's column: the tensor's position among the parameters
             df = df.rename(columns={"index": "layer_index"})
         atomic_write_text(out / f"{kind}.csv", df.to_csv(index=False, float_format="%.7g"))
-    runs = pd.concat(rows["runs"], ignore_index=True)
+    runs = (pd.concat(rows["runs"], ignore_index=True) if rows["runs"]
+            else pd.DataFrame(columns=["code_version", "device", "wall_time_s"]))
     from . import __version__
 
     prov = {
@@ -146,6 +148,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
         "rmed_core": __version__, "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
         "python": platform.python_version(), "devices": sorted(runs.device.dropna().astype(str).unique().tolist()),
         "runs": int(len(runs)), "wall_time_s_total": round(float(runs.wall_time_s.fillna(0).sum()), 1),
+        "missing": missing,
     }
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return out

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("specs", nargs="+", help="the sweep specifications whose runs it holds")
     b.add_argument("--store", default=None, metavar="DIR",
                    help="the result store (default: $RMED_RESULTS, else <repository>/results)")
+    b.add_argument("--partial", action="store_true",
+                   help="export the finished points only; the missing ones are listed in provenance.json")
     return p
 
 
@@ -56,9 +58,10 @@ def _bundle(args: argparse.Namespace) -> int:
     from .bundle import export_bundle
     from .sweep_spec import SpecError
 
-    command = "rmed bundle " + " ".join([args.name, *args.specs] + (["--store", args.store] if args.store else []))
+    command = "rmed bundle " + " ".join([args.name, *args.specs] + (["--store", args.store] if args.store else [])
+                                        + (["--partial"] if args.partial else []))
     try:
-        out = export_bundle(args.name, args.specs, store=args.store, command=command)
+        out = export_bundle(args.name, args.specs, store=args.store, command=command, partial=args.partial)
     except (SpecError, ValueError) as e:
         print(f"rmed bundle: {e}", file=sys.stderr)
         return 2

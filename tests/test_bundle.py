@@ -54,6 +54,8 @@ def test_missing_runs_and_unknown_names_are_refused(tmp_path, bundle):
     spec.write_text(SPEC.replace("seeds: [0]", "seeds: [0, 1]"))
     with pytest.raises(ValueError, match="not finished"):
         export_bundle("x", [spec], store=tmp_path / "empty", root=tmp_path / "b")
+    out = export_bundle("x", [spec], store=tmp_path / "empty", root=tmp_path / "b", partial=True)
+    assert len(bundle_provenance("x", root=out.parent)["missing"]) == 4
     with pytest.raises(ValueError, match="bundle='nope'.*tiny"):
         read_bundle("nope", "rmed", root=bundle)
     with pytest.raises(ValueError, match="kind='weights'"):
