@@ -98,11 +98,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 # parts of the ratio are accurate:
 #
 # - tensors whose exact diagonal costs at most `exact_below` products (biases, LayerNorm: $K$) are
-#   computed whole;
-# - a free proxy ranks every entry: the per-token squared gradients
-#   $p_{ij} = \sum_{n,t} A_{ntj}^2\, g_{nti}^2$ ($g = \partial L/\partial z$), used only to *choose*
-#   coordinates, never as a value;
-# - **maximum**: the `n_candidates` entries of largest proxy are computed exactly; the largest
+#   computed whole, and so are layers whose positions are independent when their $K$ products are
+#   affordable (`proxy_below`, 1,024 units);
+# - two proxies rank every entry, used only to *choose* coordinates, never as values: the row sums
+#   of each unit's block of the $z$-Hessian ($K$ products $\mathbf 1\otimes e_i$, which also give the
+#   bias diagonal exactly), $p_{ij} = \sum_{n,t} |R_{nti}|\, A_{ntj}^2$, and the free per-position
+#   squared gradients $q_{ij} = \sum_{n,t} g_{nti}^2\, A_{ntj}^2$ ($g = \partial L/\partial z$); a layer
+#   wider than `proxy_below` (a large vocabulary's output layer) is ranked by $q$ alone;
+# - **maximum**: the `n_candidates` entries of largest $p$ and those of largest $q$ are computed
+#   exactly (on the study model after 750 Adam iterations, the token embedding's largest entry is
+#   26th by $p$ and 7th by $q$); the largest
 #   verified entry is a hard lower bound and the point estimate. An upper bound comes from
 #   $|H_{ij}| \le \sum_n \|B_n\|_2 \|a_{nj}\|^2$, with $\|B_n\|_2$ (sample $n$'s block of the
 #   $z$-Hessian) bounded by Lanczos on $B_n^2$, all samples in lockstep (Kuczyński–Woźniakowski, at
