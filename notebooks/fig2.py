@@ -135,7 +135,11 @@ pd.DataFrame(counts).round(2)
 # Each parameter tensor's R_med (median over seeds) under the two optimizers, coloured by kind
 # (dotted: equal). Above the diagonal, the optimizer on the vertical axis has the larger R_med.
 # ```
-#
+
+# %% tags=["hide-input"]
+show_provenance("fig2", params, grid.provenance)
+
+# %% [markdown]
 # **What this shows, and what it does not.** Under {glue:text}`fig2_y_opt` the median R_med over
 # seeds is the larger in {glue:text}`fig2_larger_750:.0f` of {glue:text}`fig2_defined_750:.0f`
 # tensors at the probe for iteration 750 and {glue:text}`fig2_larger_1250:.0f` of
