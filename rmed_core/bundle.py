@@ -64,24 +64,17 @@ def _sizes(task: str, scale: str) -> dict[str, Any]:
     return out
 
 
-def _matching_run(store: ResultStore, key: dict[str, Any]) -> tuple[Path, bool] | None:
-    """The stored run whose configuration is ``key``: made by the current code if there is one,
-    else the newest made by another code version (``stale``)."""
-    found: list[tuple[Path, bool]] = []
-    base = store.root / key["task"] / key["scale"]
+def _runs_by_config(store: ResultStore) -> dict[str, tuple[Path, bool]]:
+    """Every finished run of ``store`` by its configuration (canonical JSON): the one made by the
+    current code if there is one, else the newest made by another code version (``stale``)."""
+    found: dict[str, list[tuple[Path, bool]]] = {}
     for d, stale in store.finished_runs():
-        if d.parent != base:
-            continue
         try:
             config = json.loads((d / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        if config == key:
-            found.append((d, stale))
-    if not found:
-        return None
-    found.sort(key=lambda x: (x[1], -(x[0] / "COMPLETE").stat().st_mtime))
-    return found[0]
+        found.setdefault(json.dumps(config, sort_keys=True), []).append((d, stale))
+    return {k: min(v, key=lambda x: (x[1], -(x[0] / "COMPLETE").stat().st_mtime)) for k, v in found.items()}
 
 
 def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path | None = None,
@@ -98,6 +91,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
 
     st = ResultStore(store)
     rows: dict[str, list[pd.DataFrame]] = {k: [] for k in TABLES}
+    stored = _runs_by_config(st)
     missing, spec_names = [], []
     for spec in specs:
         sweep = load_spec(spec)
@@ -106,7 +100,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
         spec_names.append(str(Path(spec)))
         for point in sweep.points:
             key = point.config.key_dict()
-            hit = _matching_run(st, key)
+            hit = stored.get(json.dumps(key, sort_keys=True))
             if hit is None:
                 missing.append(point.label)
                 continue

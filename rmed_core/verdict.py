@@ -345,6 +345,16 @@ def claim(data: pd.DataFrame | Sequence[float], *, alpha: float = ALPHA) -> Clai
                  int(m.size), n_tensors, dropped, tuple(float(v) for v in m))
 
 
+def _kind_groups(units: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``("all", units)``, then ``(kind, its units)`` for each kind of tensor present (from the
+    ``kind`` column, or derived from ``layer``)."""
+    if "kind" not in units:
+        if "layer" not in units:
+            raise ValueError("units: the table lacks columns ['kind'] (or ['layer'] to derive it)")
+        units = units.assign(kind=units.layer.map(lambda n: tensor_kind(str(n))))
+    return [("all", units)] + [(k, units[units.kind == k]) for k in KINDS if (units.kind == k).any()]
+
+
 def claims_by_kind(units: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataFrame:
     """:func:`claim` over all tensors (row ``all``), then over each kind of tensor present.
 
@@ -355,11 +365,7 @@ def claims_by_kind(units: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataFrame
         Columns ``tensors, kind, n_tensors, n_seeds, ratio, lower, upper, p, verdict, n_dropped``
         (``p`` for "ratio > 1").
     """
-    if "kind" not in units:
-        if "layer" not in units:
-            raise ValueError("units: the table lacks columns ['kind'] (or ['layer'] to derive it)")
-        units = units.assign(kind=units.layer.map(lambda n: tensor_kind(str(n))))
-    groups = [("all", units)] + [(k, units[units.kind == k]) for k in KINDS if (units.kind == k).any()]
+    groups = _kind_groups(units)
     rows = []
     for label, sub in groups:
         c = claim(sub, alpha=alpha)
@@ -430,11 +436,7 @@ def equivalence_by_kind(units: pd.DataFrame, *, margin: float = DEFAULT_MARGIN, 
         Columns ``tensors, n_tensors, n_seeds, ratio, lower, upper, p, verdict, n_dropped, margin``
         (``lower, upper``: the 90% t-interval; ``p``: the TOST p-value).
     """
-    if "kind" not in units:
-        if "layer" not in units:
-            raise ValueError("units: the table lacks columns ['kind'] (or ['layer'] to derive it)")
-        units = units.assign(kind=units.layer.map(lambda n: tensor_kind(str(n))))
-    groups = [("all", units)] + [(k, units[units.kind == k]) for k in KINDS if (units.kind == k).any()]
+    groups = _kind_groups(units)
     rows = []
     for label, sub in groups:
         e = equivalence(sub, margin=margin, alpha=alpha)

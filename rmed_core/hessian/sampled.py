@@ -114,31 +114,30 @@ def post_stratified_median(x: torch.Tensor, cell: torch.Tensor, weights: torch.T
     return lo
 
 
+def _weighted(s, attr: str, W: torch.Tensor) -> torch.Tensor:
+    """``sum_{n,t} W_{nti} A_{ntj}^2`` (bias: ``sum_{n,t} W_{nti}``) for weights ``W`` of shape
+    ``(N, T, K)``, flattened like the parameter: the form both rankings share."""
+    W = W.double()
+    if attr == "bias":
+        return W.sum((0, 1))
+    A2 = s.A.double() ** 2
+    if s.kind == "diag":
+        return (W * A2).sum((0, 1))
+    w = torch.einsum("ntk,ntj->kj", W, A2)
+    return (w.T if type(s.module) is nn.Embedding else w).flatten()
+
+
 def _proxy(s, attr: str, R: torch.Tensor) -> torch.Tensor:
     """``p_{ij} = sum_{n,t} |R_{nti}| A_{ntj}^2`` from the unit responses ``R`` (the row sums of
     ``B_{n,i}``), flattened like the parameter (module doc)."""
-    R = R.abs().double()
-    if attr == "bias":
-        return R.sum((0, 1))
-    A2 = s.A.double() ** 2
-    if s.kind == "diag":
-        return (R * A2).sum((0, 1))
-    p = torch.einsum("ntk,ntj->kj", R, A2)
-    return (p.T if type(s.module) is nn.Embedding else p).flatten()
+    return _weighted(s, attr, R.abs())
 
 
 def _fisher_proxy(s, attr: str) -> torch.Tensor:
     """``q_{ij} = sum_{n,t} g_{nti}^2 A_{ntj}^2`` from the per-position gradients ``g = dL/dz``
     (free: the gradient is already there), flattened like the parameter. For an output layer under
     cross-entropy ``E[q]`` under labels drawn from the model is its diagonal; elsewhere it only ranks."""
-    G = s.canon(s.g.detach()[None])[0].double() ** 2
-    if attr == "bias":
-        return G.sum((0, 1))
-    A2 = s.A.double() ** 2
-    if s.kind == "diag":
-        return (G * A2).sum((0, 1))
-    q = torch.einsum("ntk,ntj->kj", G, A2)
-    return (q.T if type(s.module) is nn.Embedding else q).flatten()
+    return _weighted(s, attr, s.canon(s.g.detach()[None])[0].double() ** 2)
 
 
 def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None, confidence: float = 0.95,
