@@ -127,6 +127,9 @@ def summary(a) -> None:
     rows.append(_summary(pt, "both", np.nan, np.nan, 0, pt.seed.nunique(), np.nan, np.nan))
     m, _, _ = checkpoint("study", 0)
     n_par = sum(p.numel() for p in m.parameters())
+    for r in rows:  # brute force: one Hessian-vector product per parameter
+        r["brute_products"] = n_par
+        r["brute_over_exact_products"] = round(n_par / r["exact_products"], 2) if r["exact_products"] == r["exact_products"] else np.nan
     header = (f"Study model (word-level PTB, vocabulary 2,000, T=32, d_model 64, 2 blocks, 4 heads, MLP 256; "
               f"{n_par:,} parameters), Hessian batch 16 sequences = 512 tokens (training text, seed 0), float32, "
               f"CPU, {int(pt.threads.iloc[0])} thread(s). Checkpoints: Adam (lr 1e-3, batch 32) after "
@@ -137,7 +140,9 @@ def summary(a) -> None:
               f"estimate computes whole count with their zero error; sampled: only tensors it samples); max_part / "
               f"median_part: the same for max|h| and median|h| of sampled tensors; coverage: fraction of sampled tensors' "
               f"intervals holding the exact value (stated: 0.95); whole_max_rel_diff: tensors the estimate computes "
-              f"whole, against exact (float32 summation order); width: median of upper/lower over sampled tensors. "
+              f"whole, against exact (float32 summation order); width: median of upper/lower over sampled tensors; "
+              f"brute_products: one Hessian-vector product per parameter, what brute force costs (not timed here: "
+              f"at the exact method's measured time per product that is many hours). "
               f"product_ratio (sampled / exact products) does not depend on the machine's load; time_ratio does, "
               f"and the exact and sampled runs of one checkpoint are not always timed under the same load (see the "
               f"load averages above).")
@@ -176,26 +181,68 @@ def _summary(tab: pd.DataFrame, steps, te, ts, n_ex, n_sa, p_ex, p_sa) -> dict:
 
 
 def batch_sensitivity(a) -> None:
+    """R_med of every tensor (sampled, estimate seed 0) on nested Hessian batches of ``--tokens``
+    tokens from the training text, on one checkpoint. Each batch's result is cached in
+    ``benchmarks/.cache`` as it finishes, so an interrupted run resumes where it stopped. The noise
+    floor beside it: the same estimate's error against exact at the probes' 512 tokens, read from
+    ``results/study_accuracy_<steps>.csv`` when the accuracy section has measured this checkpoint."""
     m, data, spec = checkpoint("study", a.steps)
     T = data.seq_len
-    cols = {}
+    if 512 not in a.tokens:
+        raise SystemExit("--tokens: include 512, the probes' batch, which the others are compared with")
+    bad = [k for k in a.tokens if k % T]
+    if bad:
+        raise SystemExit(f"--tokens: {bad} are not multiples of the sequence length {T}")
+    tabs, times, products = {}, {}, {}
     for tokens in a.tokens:
-        b = data.hessian_batch(0, tokens // T)
-        t, df = timed(lambda: rmed_per_layer(m, lm_loss, b, method="sampled", seed=0))
-        print(f"{tokens} tokens: {t:.0f} s", flush=True)
-        cols[tokens] = df.set_index("layer").r_med
-    tab = pd.DataFrame(cols)
-    ref = tab[512]
-    rows = [dict(tokens=k, median_abs_log_ratio_vs_512=round(float(np.nanmedian(np.abs(np.log(tab[k] / ref)))), 3),
-                 max_abs_log_ratio_vs_512=round(float(np.nanmax(np.abs(np.log(tab[k] / ref)))), 3),
-                 median_r_med=round(float(tab[k].median()), 2), undefined=int(tab[k].isna().sum()))
-            for k in a.tokens]
-    tab.to_csv(RESULTS / "study_batch_tensors.csv")
-    header = (f"Study model after {a.steps} Adam iterations; R_med of every tensor by the sampled estimate (seed 0) "
-              f"on Hessian batches of {', '.join(map(str, a.tokens))} tokens (each the task's hessian_batch(seed 0, "
-              f"tokens / 32) from the training text). |log ratio| to the 512-token value, over tensors with a defined "
-              f"R_med.")
-    save("study_batch", pd.DataFrame(rows), header,
+        cached = CACHE / f"batch-study-adam-s0-{a.steps}-{tokens}.csv"
+        if cached.exists():
+            df = pd.read_csv(cached, keep_default_na=False, na_values=["", "NaN", "nan"])
+            print(f"{tokens} tokens: cached ({cached.name})", flush=True)
+        else:
+            b = data.hessian_batch(0, tokens // T)
+            t, df = timed(lambda: rmed_per_layer(m, lm_loss, b, method="sampled", seed=0))
+            df["seconds"], df["products"] = t, df.attrs["products"]
+            CACHE.mkdir(exist_ok=True)
+            tmp = cached.with_suffix(".tmp")
+            df.to_csv(tmp, index=False)
+            tmp.replace(cached)
+            print(f"{tokens} tokens: {t:.0f} s, {df.attrs['products']} products", flush=True)
+        df["undefined"] = df.undefined.fillna("")
+        tabs[tokens] = df.set_index("layer")
+        times[tokens], products[tokens] = float(df.seconds.iloc[0]), int(df.products.iloc[0])
+    r = pd.DataFrame({k: t.r_med.where(t.undefined == "") for k, t in tabs.items()})
+    lr = np.abs(np.log(r.div(r[512], axis=0)))
+    emb = [n for n in r.index if n.startswith("tok.")]
+    rows = []
+    for k in a.tokens:
+        d = lr[k].dropna()
+        rows.append(dict(tokens=k, sequences=k // T, seconds=round(times[k], 1), products=products[k],
+                         defined=int(r[k].notna().sum()), median_r_med=round(float(r[k].median()), 2),
+                         median_abs_log_vs_512=round(float(d.median()), 3),
+                         max_abs_log_vs_512=round(float(d.max()), 3),
+                         tensor_of_max=d.idxmax() if k != 512 else "",
+                         over_10pct=int((d > np.log(1.1)).sum()), over_25pct=int((d > np.log(1.25)).sum()),
+                         embedding_rows=int(tabs[k].n_used[emb[0]]) if emb else -1))
+    out = pd.DataFrame(rows)
+    acc = RESULTS / f"study_accuracy_{a.steps}.csv"
+    floor = ""
+    if acc.exists():
+        t = pd.read_csv(acc, keep_default_na=False, na_values=["", "NaN", "nan"])
+        t = t[(t.seed == 0) & (t.exact_undefined.fillna("") == "")]
+        e = np.abs(np.log(t.r_med / t.exact_r_med))
+        floor = (f" Noise floor: at 512 tokens the same estimate's |log(estimate/exact)| has median "
+                 f"{e.median():.3f} and maximum {e.max():.3f} ({acc.name}); a move smaller than that is not "
+                 f"attributable to the batch.")
+    (RESULTS / "study_batch_tensors.csv").write_text(r.to_csv())
+    header = (f"Study model after {a.steps} Adam iterations (lr 1e-3, seed 0); R_med of every tensor by the sampled "
+              f"estimate (rmed_per_layer(method='sampled', seed=0)) on Hessian batches of "
+              f"{', '.join(map(str, a.tokens))} tokens, each the task's hessian_batch(seed 0, tokens / {T}) from the "
+              f"training text (the batches are nested: the first sequences of the largest). |log ratio| to the "
+              f"512-token value the probes use, over tensors with a defined R_med; over_10pct / over_25pct: tensors "
+              f"that move by more than that factor; embedding_rows: token-embedding rows present in the batch (the "
+              f"statistic's support).{floor} Per-tensor values: results/study_batch_tensors.csv.")
+    save("study_batch", out, header,
          f"python benchmarks/bench_study.py batch --steps {a.steps} --tokens {' '.join(map(str, a.tokens))} "
          f"--threads {a.threads}")
 
