@@ -401,7 +401,8 @@ def study_error(df):
     r = df[df.step.astype(str) == "both"].iloc[0]
     steps = [s for s in df.step.astype(str) if s != "both"]
     missing = [s for s in ("0", "750") if s not in steps]
-    return (f"checkpoints {', '.join(steps)}" + (f" (not measured: {', '.join(missing)})" if missing else "") + ": median {r.median_err_all:.1%} (sampled tensors only: {r.median_err_sampled:.1%}), worst "
+    which = f"checkpoints {', '.join(steps)}" + (f" (not measured: {', '.join(missing)})" if missing else "")
+    return (f"{which}: median {r.median_err_all:.1%} (sampled tensors only: {r.median_err_sampled:.1%}), worst "
             f"{r.worst_err_all:.1%}; max part median {r.max_part_median:.1%} / worst {r.max_part_worst:.1%}, "
             f"median part {r.median_part_median:.1%} / {r.median_part_worst:.1%}",
             bool(not missing and r.median_err_all <= 0.05 and r.worst_err_all <= 0.20))
