@@ -26,6 +26,13 @@
 # 3. **R_med under the other optimizers of the registry** (AdamW, RMSprop, signum, AdaGrad, plain
 #    SGD), to see whether the small R_med goes with adaptivity in general
 #    ({cite:t}`zhao2024deconstructing` find Adam, signum and relatives alike on language models).
+#
+# **Scale.** This chapter runs at `book` scale, not on the study model of {doc}`fig2` and
+# {doc}`fig3`: there each further optimizer would need its own learning-rate grid and five probed
+# seeds (each probe's time is in the study's `bundles/study/probe.csv`), and the study's budget went
+# to the two optimizers the claim is about.
+# `-p scale study` runs it there (the extra optimizers at `lr_others`, untuned), at the cost of
+# training and probing each optimizer at that size.
 
 # %% tags=["parameters"]
 from typing import Optional, Union
@@ -36,7 +43,7 @@ seed: int = 0
 others: str = "adamw,rmsprop,signum"  # comma-separated extra optimizers (each needs a tuned or given lr)
 lr_others: Optional[float] = 0.003  # learning rate of the extra optimizers (None: their tuned values)
 steps: Optional[int] = None  # None: the scale's default
-scale: str = "book"  # ci | book | paper
+scale: str = "book"  # ci | book | study | paper (see "Scale" above)
 
 # %% tags=["hide-input"]
 import numpy as np
