@@ -223,17 +223,18 @@ def batch_sensitivity(a) -> None:
                          max_abs_log_vs_512=round(float(d.max()), 3),
                          tensor_of_max=d.idxmax() if k != 512 else "",
                          over_10pct=int((d > np.log(1.1)).sum()), over_25pct=int((d > np.log(1.25)).sum()),
-                         embedding_rows=int(tabs[k].n_used[emb[0]]) if emb else -1))
+                         embedding_rows=int(tabs[k].n_used[emb[0]]) // m.tok.embedding_dim if emb else -1))
     out = pd.DataFrame(rows)
     acc = RESULTS / f"study_accuracy_{a.steps}.csv"
     floor = ""
     if acc.exists():
         t = pd.read_csv(acc, keep_default_na=False, na_values=["", "NaN", "nan"])
-        t = t[(t.seed == 0) & (t.exact_undefined.fillna("") == "")]
+        t = t[(t.seed == 0) & (t.exact_undefined.fillna("") == "") & t.sampled]
         e = np.abs(np.log(t.r_med / t.exact_r_med))
-        floor = (f" Noise floor: at 512 tokens the same estimate's |log(estimate/exact)| has median "
-                 f"{e.median():.3f} and maximum {e.max():.3f} ({acc.name}); a move smaller than that is not "
-                 f"attributable to the batch.")
+        floor = (f" Noise floor: at 512 tokens the same estimate's |log(estimate/exact)| over the {len(t)} tensors "
+                 f"it samples has median {e.median():.3f} and maximum {e.max():.3f} ({acc.name}; the tensors it "
+                 f"computes whole have no estimation error); a move smaller than that is not attributable to the "
+                 f"batch.")
     (RESULTS / "study_batch_tensors.csv").write_text(r.to_csv())
     header = (f"Study model after {a.steps} Adam iterations (lr 1e-3, seed 0); R_med of every tensor by the sampled "
               f"estimate (rmed_per_layer(method='sampled', seed=0)) on Hessian batches of "

@@ -34,6 +34,7 @@ seed: int = 0
 # %% tags=["hide-input"]
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from myst_nb import glue
@@ -253,6 +254,19 @@ else:
     verdict_text = "not measured"
     glue("study_which_part", "not measured", display=False)
 glue("study_status", verdict_text, display=False)
+
+
+def study_floor() -> float | None:
+    """The sampled estimate's median |log(estimate/exact)| over the tensors it samples, at the
+    checkpoint the batch table was measured on (``bench_study.py accuracy``), or None."""
+    path = RESULTS / "study_accuracy_750.csv"
+    if not path.exists():
+        return None
+    t = pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan"])
+    t = t[(t.seed == 0) & (t.exact_undefined.fillna("") == "") & t.sampled]
+    return float(np.median(np.abs(np.log(t.r_med / t.exact_r_med))))
+
+
 batch_table = tables.get("study_batch")
 if batch_table is not None:
     b = batch_table.set_index("tokens")
@@ -263,6 +277,13 @@ if batch_table is not None:
         glue(f"batch_over25_{k}", int(row.over_25pct) if row is not None else -1, display=False)
         glue(f"batch_maxtensor_{k}", str(row.tensor_of_max) if row is not None else "not measured", display=False)
     glue("batch_defined", int(b.defined.min()), display=False)
+    floor = study_floor()
+    settled = 2048 in b.index and floor is not None and b.median_abs_log_vs_512[2048] <= floor
+    glue("batch_settled", "has settled at 512 tokens: the median move to 2,048 is within the estimate's own error"
+         if settled else "has not settled at 512 tokens: the median tensor moves by more than the estimate's own "
+         "error (median |log| over sampled tensors, {:.3f}), so the study's values are R_med of its 512-token batch, "
+         "not of the training loss at large".format(floor) if floor is not None else "is not compared with a noise "
+         "floor (the accuracy section has not measured this checkpoint)", display=False)
     glue("batch_seconds_2048", float(b.seconds.get(2048, float("nan"))), display=False)
     glue("batch_seconds_512", float(b.seconds.get(512, float("nan"))), display=False)
 else:
@@ -272,6 +293,7 @@ else:
         glue(f"batch_over25_{k}", -1, display=False)
         glue(f"batch_maxtensor_{k}", "not measured", display=False)
     glue("batch_defined", -1, display=False)
+    glue("batch_settled", "is not measured", display=False)
     glue("batch_seconds_2048", float("nan"), display=False)
     glue("batch_seconds_512", float("nan"), display=False)
 
@@ -309,7 +331,8 @@ else:
 # tensors moving by more than 25% is {glue:text}`batch_over25_256`, {glue:text}`batch_over25_1024`
 # and {glue:text}`batch_over25_2048`. Each value is itself the sampled estimate, so a move below
 # its error against exact at 512 tokens (the noise floor in the table's header) is not the
-# batch's doing. A probe's cost grows with the batch: {glue:text}`batch_seconds_512:.0f` s at 512
+# batch's doing. By that measure R_med {glue:text}`batch_settled`. A probe's cost grows with the
+# batch: {glue:text}`batch_seconds_512:.0f` s at 512
 # tokens and {glue:text}`batch_seconds_2048:.0f` s at 2,048 on one thread.
 #
 # The study's batch, 512 training tokens (16 windows of 32, drawn once per seed, the same for
