@@ -12,12 +12,17 @@ Sections (each writes ``results/study_<section>.{csv,md}``):
   trained checkpoint, beside the 512-token batch the probes use.
 * ``vocab10k`` -- the sampled probe of the whole model at the full 10k vocabulary (time, products),
   and exact values of a few tensors to check the estimate there.
+* ``control64`` -- the control's runs of ``bundles/study`` (the CNN, one seed of each optimizer)
+  trained again from the bundle's configuration, and the Hessian diagonal of the final model
+  computed in float32 (as the probes do) and in float64: whether a tiny ``median|h|`` (a huge
+  R_med) is the loss's curvature or rounding.
 
     .venv/bin/python benchmarks/bench_study.py accuracy --steps 0 --reps 3 --exact-reps 1
     .venv/bin/python benchmarks/bench_study.py accuracy --steps 750 --reps 3 --exact-reps 1
     .venv/bin/python benchmarks/bench_study.py summary
     .venv/bin/python benchmarks/bench_study.py batch
     .venv/bin/python benchmarks/bench_study.py vocab10k
+    .venv/bin/python benchmarks/bench_study.py control64 --seed 0
 
 Checkpoints are trained once and cached in ``benchmarks/.cache`` (weights only; loaded with
 ``weights_only=True``).
@@ -272,22 +277,70 @@ def vocab10k(a) -> None:
          f"python benchmarks/bench_study.py vocab10k --reps {a.reps} --steps {a.steps} --threads {a.threads}")
 
 
+def control64(a) -> None:
+    """float32 against float64 on the control's final models (see the module docstring)."""
+    import json
+    import tempfile
+
+    from rmed_core.hessian import hessian_diagonal
+    from rmed_core.store import ResultStore, read_bundle
+    from rmed_core.tasks import get_task
+    from rmed_core.trainer import TrainConfig, final_model, train
+
+    runs = read_bundle("study", "runs")
+    runs = runs[(runs.sweep == "study-control") & (runs.seed == a.seed)]
+    if runs.empty:
+        raise SystemExit(f"--seed {a.seed}: bundles/study holds no control run of that seed")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _, run in runs.iterrows():
+            cfg = TrainConfig(**json.loads(run.config))
+            res = train(cfg, ResultStore(tmp), progress=False)
+            model, batch = final_model(res)
+            stored = read_bundle("study", "loss", run=run.run).sort_values("step").loss.iloc[-1]
+            again = res.loss.sort_values("step").loss.iloc[-1]
+            loss_fn = get_task(cfg.task).loss_fn
+            h = {}
+            for dt in (torch.float32, torch.float64):
+                m = model.to(dt)
+                h[dt] = hessian_diagonal(m, loss_fn, (batch[0].to(dt), batch[1]))
+            for name, h64 in h[torch.float64].items():
+                a32, a64 = h[torch.float32][name].abs().double(), h64.abs()
+                rows.append(dict(opt=cfg.opt, lr=cfg.lr, seed=cfg.seed, step=cfg.steps, layer=name,
+                                 numel=a64.numel(), zero_fraction=round(float((a64 == 0).double().mean()), 3),
+                                 h_max=float(a64.max()), h_median_f64=float(a64.median()),
+                                 h_median_f32=float(a32.median()),
+                                 r_med_f64=float(a64.max() / a64.median()) if a64.median() > 0 else np.nan,
+                                 r_med_f32=float(a32.max() / a32.median()) if a32.median() > 0 else np.nan,
+                                 max_rel_diff=float((a32 - a64).abs().max() / a64.max()),
+                                 final_loss=float(again), bundle_final_loss=float(stored)))
+    header = (f"The control's runs of bundles/study (sweep study-control, seed {a.seed}), trained again from the "
+              f"bundle's configuration; the exact Hessian diagonal of each final model (iteration 1250) on the run's "
+              f"Hessian batch, in float32 and in float64. zero_fraction: entries exactly zero in float64; "
+              f"max_rel_diff: max |h32 - h64| / max |h64| of the tensor; final_loss / bundle_final_loss: the last training "
+              f"loss of the run trained again and of the bundle's (the same run when they agree).")
+    save("study_control_float64", pd.DataFrame(rows), header,
+         f"python benchmarks/bench_study.py control64 --seed {a.seed} --threads {a.threads}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("section", choices=["accuracy", "summary", "batch", "vocab10k"])
+    ap.add_argument("section", choices=["accuracy", "summary", "batch", "vocab10k", "control64"])
     ap.add_argument("--reps", type=int, default=3, help="sampled repetitions (seeds)")
     ap.add_argument("--exact-reps", type=int, default=3, help="timed exact repetitions per checkpoint")
     ap.add_argument("--steps", type=int, default=750, help="Adam iterations of the trained checkpoint")
     ap.add_argument("--tokens", type=int, nargs="+", default=[256, 512, 1024, 2048])
     ap.add_argument("--check-tensors", nargs="+",
                     default=["blocks.1.attn.v.weight"])
+    ap.add_argument("--seed", type=int, default=0, help="control64: the seed of the control's runs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--exact-from", default=None, metavar="CSV",
                     help="accuracy: take the exact values (and their timing) from an earlier study_accuracy_<steps>.csv "
                          "instead of computing them again")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    {"accuracy": accuracy, "summary": summary, "batch": batch_sensitivity, "vocab10k": vocab10k}[a.section](a)
+    {"accuracy": accuracy, "summary": summary, "batch": batch_sensitivity, "vocab10k": vocab10k,
+     "control64": control64}[a.section](a)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .verdict import claim, claims_by_kind, log_ratios, tensor_kind
 
-__all__ = ["PUBLISHED_RATIOS", "PUBLISHED_ITERATIONS", "ratio_table", "compare_with_published", "verdict", "rank_trend",
+__all__ = ["PUBLISHED_RATIOS", "PUBLISHED_ITERATIONS", "ratio_table", "compare_with_published", "verdict", "rank_trend", "rmed_parts",
            "published_steps", "claims_at", "rmed_by_tensor", "final_loss", "tuning_table", "final_loss_claim",
            "smoothed_loss", "matched_loss_levels", "iterations_to_loss", "matched_loss_table", "premise_verdict"]
 
@@ -233,6 +233,28 @@ def rmed_by_tensor(rmed: pd.DataFrame, *, steps: Sequence[int] | None = None,
     out["n_undefined"] = out.pop("n_runs") - out.n_seeds
     out.insert(len(by), "kind", out.layer.map(lambda n: tensor_kind(str(n))))
     return out
+
+
+def rmed_parts(rmed: pd.DataFrame, *, steps: Sequence[int] | None = None) -> pd.DataFrame:
+    """The two parts of R_med = max|h| / median|h| of each tensor, per optimizer and step: the
+    geometric mean over seeds of ``h_max``, of ``h_median`` and of ``r_med`` (tensors where R_med is
+    undefined left out), so that ``r_med = h_max / h_median`` holds for the means too and a ratio of
+    two optimizers' R_med splits exactly into the ratio of their maxima over that of their medians.
+    Columns: ``opt, step, layer, h_max, h_median, r_med, n_seeds``."""
+    missing = {"opt", "step", "layer", "seed", "h_max", "h_median", "r_med"} - set(rmed.columns)
+    if missing:
+        raise ValueError(f"rmed: the table lacks columns {sorted(missing)}")
+    df = rmed if steps is None else rmed[rmed.step.isin(list(steps))]
+    df = df[np.isfinite(df.r_med.astype(float))]
+    if df.empty:
+        raise ValueError(f"rmed: no defined R_med at steps {list(steps or [])}")
+    logs = df.assign(h_max=np.log(df.h_max.astype(float)), h_median=np.log(df.h_median.astype(float)),
+                     r_med=np.log(df.r_med.astype(float)))
+    out = (logs.groupby(["opt", "step", "layer"], sort=False)
+           .agg(h_max=("h_max", "mean"), h_median=("h_median", "mean"), r_med=("r_med", "mean"),
+                n_seeds=("seed", "nunique"))
+           .reset_index())
+    return out.assign(**{c: np.exp(out[c]) for c in ("h_max", "h_median", "r_med")})
 
 
 # -- training loss: the premise -------------------------------------------------------------------

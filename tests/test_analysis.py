@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rmed_core.analysis import PUBLISHED_RATIOS, compare_with_published, ratio_table, verdict
+from rmed_core.analysis import PUBLISHED_RATIOS, compare_with_published, ratio_table, rmed_parts, verdict
 
 
 def _table():
@@ -40,3 +40,18 @@ def test_missing_columns_and_no_overlap_are_clear_errors():
         ratio_table(pd.DataFrame({"opt": []}))
     with pytest.raises(ValueError, match="no .* probed under both"):
         ratio_table(_table(), num="signum")
+
+
+def test_rmed_parts_split_the_ratio_into_maximum_and_median():
+    rows = []
+    for seed, (mx_s, md_s) in enumerate([(2.0, 1e-3), (8.0, 4e-3)]):
+        rows.append(dict(opt="sgdm", step=5, layer="w", seed=seed, h_max=mx_s, h_median=md_s, r_med=mx_s / md_s))
+        rows.append(dict(opt="adam", step=5, layer="w", seed=seed, h_max=1.0, h_median=0.1, r_med=10.0))
+    rows.append(dict(opt="adam", step=5, layer="b", seed=0, h_max=1.0, h_median=0.0, r_med=np.nan))  # undefined
+    parts = rmed_parts(pd.DataFrame(rows)).set_index(["opt", "layer"])
+    s = parts.loc[("sgdm", "w")]
+    assert s.h_max == pytest.approx(4.0) and s.h_median == pytest.approx(2e-3) and s.n_seeds == 2
+    assert s.r_med == pytest.approx(s.h_max / s.h_median)  # geometric means keep r = max / median
+    assert ("adam", "b") not in parts.index
+    with pytest.raises(ValueError, match="h_median"):
+        rmed_parts(pd.DataFrame(rows).drop(columns="h_median"))
