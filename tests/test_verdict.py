@@ -227,3 +227,17 @@ def test_ratio_table_accepts_load_results(tmp_path):
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_false_reproduced_rate_at_the_spread_measured_in_the_study():
+    # the spread of the committed study's log-ratios (seed level and per tensor), at each probe
+    from rmed_core.store import bundle_names, read_bundle
+
+    if "study" not in bundle_names():
+        pytest.skip("no study bundle in this checkout")
+    runs = read_bundle("study", "runs", sweep="study")
+    units = v.log_ratios(read_bundle("study", "rmed", run=list(runs.run)))
+    for step, at in units.groupby("step"):
+        sp = v.spread_from_study(at[["seed", "layer", "y"]])
+        fpr = v.verdict_fpr(5, sp["n_tensors"], sp["seed_sd"], sp["tensor_sd"], n_sims=N_SIMS, rng_seed=3)
+        assert fpr <= 0.05, (step, sp, fpr)
