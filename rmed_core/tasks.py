@@ -64,7 +64,8 @@ TUNED_LR: dict[str, dict[str, dict[str, float]]] = {
     "ptb_lm": {"ci": {"adam": 3e-2, "sgdm": 3e-1}, "book": {"adam": 1e-2, "sgdm": 1e-1},
                "study": {"adam": 1e-3, "sgdm": 1e-1}},
     "polarity_cls": {"ci": {"adam": 1e-2, "sgdm": 3e-3}, "book": {"adam": 3e-3, "sgdm": 3e-4}},
-    "mnist_cnn": {"ci": {"adam": 1e-2, "sgdm": 1e-4}, "book": {"adam": 1e-2, "sgdm": 3e-2}},
+    "mnist_cnn": {"ci": {"adam": 1e-2, "sgdm": 1e-4}, "book": {"adam": 1e-2, "sgdm": 3e-2},
+                  "study": {"adam": 3e-3, "sgdm": 1e-1}},
 }
 
 
