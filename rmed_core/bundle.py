@@ -90,6 +90,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
     from .sweep_spec import load_spec
 
     st = ResultStore(store)
+    commit = git_commit()  # before the bundle's own files change the tree
     rows: dict[str, list[pd.DataFrame]] = {k: [] for k in TABLES}
     stored = _runs_by_config(st)
     missing, spec_names = [], []
@@ -137,7 +138,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
     prov = {
         "bundle": name, "specs": spec_names, "command": command,
         "written_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "git_commit": git_commit(), "code_version_now": code_version(),
+        "git_commit": commit, "code_version_now": code_version(),
         "code_versions_of_runs": sorted(runs.code_version.dropna().unique().tolist()),
         "rmed_core": __version__, "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
         "python": platform.python_version(), "devices": sorted(runs.device.dropna().astype(str).unique().tolist()),
