@@ -25,15 +25,15 @@ def _build(tmp_path: Path):
 
 def test_outputs_are_dropped_when_the_package_changes_and_kept_otherwise(tmp_path, monkeypatch):
     app, config, stale = _build(tmp_path)
-    monkeypatch.setattr(fresh, "code_hash", lambda: "aaaa")
+    monkeypatch.setattr(fresh, "inputs_hash", lambda: "aaaa")
     fresh._drop_if_package_changed(app, config)  # first build with this extension: no record yet
     assert not any((p / "sub").exists() for p in stale)
     assert Path(app.doctreedir).is_dir()
     app, config, stale = _build(tmp_path)
     fresh._drop_if_package_changed(app, config)  # nothing changed: the cache is kept
     assert all((p / "sub" / "f").is_file() for p in stale)
-    monkeypatch.setattr(fresh, "code_hash", lambda: "bbbb")
-    fresh._drop_if_package_changed(app, config)  # rmed_core changed: every page is executed again
+    monkeypatch.setattr(fresh, "inputs_hash", lambda: "bbbb")
+    fresh._drop_if_package_changed(app, config)  # rmed_core or the stored results changed: every page is executed again
     assert not any((p / "sub").exists() for p in stale)
     assert (tmp_path / "_build" / fresh.HASH_FILE).read_text().strip() == "bbbb"
 
@@ -47,6 +47,17 @@ def test_code_hash_follows_every_module_of_the_package(tmp_path):
     (pkg / "sub" / "b.py").write_text("y = 3\n")
     assert fresh.code_hash(pkg) != before
     assert fresh.code_hash() == fresh.code_hash(ROOT / "rmed_core")
+
+
+def test_stored_results_are_inputs_of_the_pages_too(tmp_path):
+    bundles, results = tmp_path / "bundles", tmp_path / "results"
+    (bundles / "study").mkdir(parents=True)
+    (bundles / "study" / "rmed.csv").write_text("r_med\n1.0\n")
+    before = fresh.data_hash((bundles, results))  # a missing folder counts as empty
+    (bundles / "study" / "rmed.csv").write_text("r_med\n2.0\n")
+    assert fresh.data_hash((bundles, results)) != before
+    assert fresh.DATA == (ROOT / "bundles", ROOT / "benchmarks" / "results")
+    assert fresh.inputs_hash().startswith(fresh.code_hash() + "-")
 
 
 def test_the_book_registers_the_extension():
