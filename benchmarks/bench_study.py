@@ -134,7 +134,8 @@ def summary(a) -> None:
     n_par = sum(p.numel() for p in m.parameters())
     for r in rows:  # brute force: one Hessian-vector product per parameter
         r["brute_products"] = n_par
-        r["brute_over_exact_products"] = round(n_par / r["exact_products"], 2) if r["exact_products"] == r["exact_products"] else np.nan
+        exact = r["exact_products"]
+        r["brute_over_exact_products"] = round(n_par / exact, 2) if exact == exact else np.nan
     header = (f"Study model (word-level PTB, vocabulary 2,000, T=32, d_model 64, 2 blocks, 4 heads, MLP 256; "
               f"{n_par:,} parameters), Hessian batch 16 sequences = 512 tokens (training text, seed 0), float32, "
               f"CPU, {int(pt.threads.iloc[0])} thread(s). Checkpoints: Adam (lr 1e-3, batch 32) after "
@@ -232,12 +233,14 @@ def batch_sensitivity(a) -> None:
     out = pd.DataFrame(rows)
     acc = RESULTS / f"study_accuracy_{a.steps}.csv"
     floor = ""
+    out["noise_floor_median"] = out["noise_floor_max"] = np.nan
     if acc.exists():
         t = pd.read_csv(acc, keep_default_na=False, na_values=["", "NaN", "nan"])
         t = t[(t.seed == 0) & (t.exact_undefined.fillna("") == "") & t.sampled]
         e = np.abs(np.log(t.r_med / t.exact_r_med))
-        floor = (f" Noise floor: at 512 tokens the same estimate's |log(estimate/exact)| over the {len(t)} tensors "
-                 f"it samples has median {e.median():.3f} and maximum {e.max():.3f} ({acc.name}; the tensors it "
+        out["noise_floor_median"], out["noise_floor_max"] = round(float(e.median()), 3), round(float(e.max()), 3)
+        floor = (f" Noise floor (noise_floor_median / _max, the same for every row): at 512 tokens the same "
+                 f"estimate's |log(estimate/exact)| over the {len(t)} tensors it samples ({acc.name}; the tensors it "
                  f"computes whole have no estimation error); a move smaller than that is not attributable to the "
                  f"batch.")
     (RESULTS / "study_batch_tensors.csv").write_text(r.to_csv())

@@ -34,7 +34,6 @@ seed: int = 0
 # %% tags=["hide-input"]
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from myst_nb import glue
@@ -256,17 +255,6 @@ else:
 glue("study_status", verdict_text, display=False)
 
 
-def study_floor() -> float | None:
-    """The sampled estimate's median |log(estimate/exact)| over the tensors it samples, at the
-    checkpoint the batch table was measured on (``bench_study.py accuracy``), or None."""
-    path = RESULTS / "study_accuracy_750.csv"
-    if not path.exists():
-        return None
-    t = pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan"])
-    t = t[(t.seed == 0) & (t.exact_undefined.fillna("") == "") & t.sampled]
-    return float(np.median(np.abs(np.log(t.r_med / t.exact_r_med))))
-
-
 batch_table = tables.get("study_batch")
 if batch_table is not None:
     b = batch_table.set_index("tokens")
@@ -277,7 +265,9 @@ if batch_table is not None:
         glue(f"batch_over25_{k}", int(row.over_25pct) if row is not None else -1, display=False)
         glue(f"batch_maxtensor_{k}", str(row.tensor_of_max) if row is not None else "not measured", display=False)
     glue("batch_defined", int(b.defined.min()), display=False)
-    floor = study_floor()
+    # the estimate's own error at 512 tokens, measured by the accuracy section (NaN when it was not)
+    floor = float(b.noise_floor_median.iloc[0]) if "noise_floor_median" in b else float("nan")
+    floor = None if floor != floor else floor
     settled = 2048 in b.index and floor is not None and b.median_abs_log_vs_512[2048] <= floor
     glue("batch_settled", "has settled at 512 tokens: the median move to 2,048 is within the estimate's own error"
          if settled else "has not settled at 512 tokens: the median tensor moves by more than the estimate's own "

@@ -5,11 +5,11 @@ Executed notebooks are cached by jupyter-cache, which keys on a notebook's code 
 Sphinx re-reads only the pages whose own source changed. So whenever the source of ``rmed_core``
 changes (a SHA-256 over the relative path and bytes of every ``rmed_core/**/*.py``), or a file the
 notebooks read their stored results from (the results bundles under ``bundles/``, the benchmark
-tables under ``benchmarks/results/``), this extension drops, before Sphinx loads anything, the notebook cache (``_build/.jupyter_cache``),
-Sphinx's environment (``_build/.doctrees``) and the executed notebooks
-(``_build/jupyter_execute``): every page is executed again. The hash of the code the outputs were
-made with, and of the stored results, is kept in ``_build/.rmed-code-hash``. Because it is part of the book, a plain
-``jupyter-book build book`` runs it, not only ``make book``.
+tables under ``benchmarks/results/``), this extension drops, before Sphinx loads anything, the
+notebook cache (``_build/.jupyter_cache``), Sphinx's environment (``_build/.doctrees``) and the
+executed notebooks (``_build/jupyter_execute``): every page is executed again. The hash of the code
+the outputs were made with, and of the stored results, is kept in ``_build/.rmed-code-hash``.
+Because it is part of the book, a plain ``jupyter-book build book`` runs it, not only ``make book``.
 
 It also copies the book's own static files (``book/_static``) over the built ones after every
 build: an incremental Sphinx build does not re-copy a static file that was edited.
