@@ -8,9 +8,11 @@ Public API (a contract other modules code against):
   ``method="sampled"``).
 * :func:`top_eigenvalues`, :func:`hessian_trace`, :func:`spectral_density`,
   :func:`blockwise_spectra` -- spectral summaries from Hessian-vector products.
+* :func:`check_memory` -- refuses, before any work, a batch whose Hessian cannot fit in memory.
 """
 from __future__ import annotations
 
+from ._guards import check_memory
 from ._hvp import HessianOperator
 from .diagonal import hessian_diagonal
 from .rmed import rmed_per_layer
@@ -18,4 +20,5 @@ from .spectrum import (EigenResult, SpectralDensity, TraceEstimate, blockwise_sp
                        spectral_density, top_eigenvalues)
 
 __all__ = ["hessian_diagonal", "rmed_per_layer", "top_eigenvalues", "hessian_trace", "spectral_density",
-           "blockwise_spectra", "EigenResult", "TraceEstimate", "SpectralDensity", "HessianOperator"]
+           "blockwise_spectra", "EigenResult", "TraceEstimate", "SpectralDensity", "HessianOperator",
+           "check_memory"]
