@@ -14,7 +14,7 @@ import papermill
 import pytest
 from nbval.plugin import IPyNbFile
 
-from rmed_core.papermill_io import read_notebook
+from rmed_core.book.papermill_io import read_notebook
 
 NOTEBOOK_PARAMETERS = {"scale": "ci"}
 

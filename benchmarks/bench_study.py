@@ -286,9 +286,11 @@ def control64(a) -> None:
     import tempfile
 
     from rmed_core.hessian import hessian_diagonal
-    from rmed_core.store import ResultStore, read_bundle
+    from rmed_core.runs.store import ResultStore
+    from rmed_core.runs.bundle import read_bundle
     from rmed_core.tasks import get_task
-    from rmed_core.trainer import TrainConfig, final_model, train
+    from rmed_core.runs.config import TrainConfig
+    from rmed_core.runs.trainer import final_model, train
 
     runs = read_bundle("study", "runs")
     runs = runs[(runs.sweep == "study-control") & (runs.seed == a.seed)]

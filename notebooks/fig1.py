@@ -23,7 +23,7 @@
 #
 # **What was run.** {glue:text}`fig1_setup`. The learning rates come from a tuning sweep of each
 # optimizer on this task and scale ({glue:text}`fig1_tuning_source`; seed 0, no probes), scored by
-# the rule of `rmed_core.trainer.tune_lr`: the mean training loss over the last 10% of iterations,
+# the rule of `rmed_core.runs.tuning.tune_lr`: the mean training loss over the last 10% of iterations,
 # a diverged run scoring infinity. The Hessian batch (16 training sequences = 512 tokens at the
 # study scale) matters only from {doc}`fig2` on; its size is the one at which the sampled
 # estimate's cost and accuracy are measured in {doc}`computing_rmed`.
@@ -43,11 +43,10 @@ steps: Optional[int] = None  # None: the study's (or the scale's) iterations
 scale: str = "study"  # ci | book | study | paper; a results bundle of this name is read when it holds the runs
 
 # %% tags=["hide-input"]
-from rmed_core.analysis import (final_loss, final_loss_claim, matched_loss_table, premise_verdict, smoothed_loss,
-                                 tuning_table)
-from rmed_core.experiments import describe_grid, setup_sentence, study_grid, tuning_runs
-from rmed_core.plots import OPT_COLORS, band_plot, figure_grid
-from rmed_core.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
+from rmed_core.study.premise import (final_loss, final_loss_claim, matched_loss_table, premise_verdict, smoothed_loss, tuning_table)
+from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid, tuning_runs
+from rmed_core.book.plots import OPT_COLORS, band_plot, figure_grid
+from rmed_core.book.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
 
 params = dict(task=task, lr=lr, seed=seed, steps=steps, scale=scale)
 opts = ["sgdm", "adam"]
@@ -160,7 +159,7 @@ show_provenance("fig1", params, grid.provenance + tuning.provenance)
 # per-seed log ratio of final training losses, $\log(L_\mathrm{SGDM}/L_\mathrm{Adam})$), and does
 # it reach sooner the lowest loss level every run reaches (the per-seed log ratio of iterations)?
 # The premise is *reproduced* only when both are: a final loss lower by a hair, reached no sooner,
-# is not an advantage in speed (`rmed_core.analysis.premise_verdict`). *Opposite* when SGD-M ends
+# is not an advantage in speed (`rmed_core.study.premise.premise_verdict`). *Opposite* when SGD-M ends
 # lower; *not shown* otherwise.
 #
 # **Verdict: {glue:text}`fig1_verdict`.** {glue:text}`fig1_premise` Over {glue:text}`fig1_seeds:.0f`

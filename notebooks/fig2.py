@@ -41,10 +41,11 @@ steps: Optional[int] = None  # None: the study's (or the scale's) iterations
 scale: str = "study"  # ci | book | study | paper; a results bundle of this name is read when it holds the runs
 
 # %% tags=["hide-input"]
-from rmed_core.analysis import published_steps, rmed_by_tensor
-from rmed_core.experiments import describe_grid, setup_sentence, study_grid
-from rmed_core.plots import KIND_COLORS, figure_grid, rmed_by_tensor_plot
-from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
+from rmed_core.study.published import published_steps
+from rmed_core.study.units import rmed_by_tensor
+from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid
+from rmed_core.book.plots import KIND_COLORS, figure_grid, rmed_by_tensor_plot
+from rmed_core.book.report import glue_figure, glue_number, glue_text, show_provenance
 from rmed_core.tasks import get_task
 
 params = dict(opt=opt, task=task, seed=seed, lr=lr, steps=steps, scale=scale)

@@ -27,7 +27,7 @@
 # batch of 16 training sequences (512 tokens) is the size at which the sampled estimate's cost and
 # accuracy are measured against the exact diagonal in {doc}`computing_rmed`.
 #
-# **The rule** (`rmed_core.verdict`, fixed before the study was read). The unit is the log ratio
+# **The rule** (`rmed_core.study.verdict`, fixed before the study was read). The unit is the log ratio
 # $y_{ks} = \log(R^{\mathrm{SGDM}}_{\mathrm{med}} / R^{\mathrm{Adam}}_{\mathrm{med}})$ of tensor $k$
 # in seed $s$. The tensors of one seed are correlated, so the seed is the unit of replication: per
 # seed the mean $m_s$ of $y_{ks}$ over tensors; the effect is the geometric-mean ratio
@@ -46,11 +46,13 @@ steps: Optional[int] = None  # None: the study's (or the scale's) iterations
 scale: str = "study"  # ci | book | study | paper; a results bundle of this name is read when it holds the runs
 
 # %% tags=["hide-input"]
-from rmed_core.analysis import PUBLISHED_RATIOS, claims_at, published_steps, ratio_table
-from rmed_core.experiments import describe_grid, setup_sentence, study_grid
-from rmed_core.plots import figure_grid, ratio_plot
-from rmed_core.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
-from rmed_core.verdict import log_ratios, spread_from_study, verdict_fpr, verdict_power
+from rmed_core.study.published import PUBLISHED_RATIOS, claims_at, published_steps
+from rmed_core.study.units import ratio_table
+from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid
+from rmed_core.book.plots import figure_grid, ratio_plot
+from rmed_core.book.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
+from rmed_core.study.units import log_ratios
+from rmed_core.study.error_rates import spread_from_study, verdict_fpr, verdict_power
 
 params = dict(task=task, lr=lr, seed=seed, steps=steps, scale=scale)
 grid = study_grid(task, ["sgdm", "adam"], scale=scale, lr=lr, seed=seed, steps=steps)
@@ -112,7 +114,7 @@ show_provenance("fig3", params, grid.provenance)
 # %% [markdown]
 # ## How often the rule errs
 #
-# Computed here by simulation (`rmed_core.verdict.simulate_rule`; 2,000 simulated studies): the
+# Computed here by simulation (`rmed_core.study.error_rates.simulate_rule`; 2,000 simulated studies): the
 # false-positive rate under no effect, with the spread of the log ratios measured in this study
 # (`spread_from_study`: the seed-level and per-tensor standard deviations) and this study's numbers
 # of seeds and tensors; and the power at the published effect (`verdict_power`: the published

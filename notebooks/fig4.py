@@ -27,11 +27,11 @@
 #
 # **The rule for "no gap".** Absence of a gap cannot be shown by failing to find one: the CNN's
 # ratio is tested for *equivalence* to 1 by two one-sided tests (Schuirmann 1987;
-# `rmed_core.verdict.equivalence`) on the same per-seed means as the claim of {doc}`fig3`:
+# `rmed_core.study.verdict.equivalence`) on the same per-seed means as the claim of {doc}`fig3`:
 # *equivalent* when the 90% t-interval of the geometric-mean ratio lies inside
 # $[1/m, m]$, with the margin $m$ = {glue:text}`fig4_margin:.2f` — this project's choice (the paper
 # states none): a gap smaller than that is called no gap. And the CNN is a *control* only when the
-# language model's gap is reproduced (`rmed_core.verdict.control_statement`); otherwise the text
+# language model's gap is reproduced (`rmed_core.study.verdict.control_statement`); otherwise the text
 # says what the CNN shows on its own.
 
 # %% tags=["parameters"]
@@ -49,13 +49,15 @@ scale: str = "study"  # ci | book | study | paper; a results bundle of this name
 import numpy as np
 import pandas as pd
 
-from rmed_core.analysis import claims_at, published_steps, rmed_parts
+from rmed_core.study.published import claims_at, published_steps
+from rmed_core.study.units import rmed_parts
 from rmed_core.provenance import repo_root
-from rmed_core.experiments import bundled_runs, describe_grid, setup_sentence, study_grid
-from rmed_core.store import bundle_names
-from rmed_core.plots import figure_grid, ratio_plot
-from rmed_core.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
-from rmed_core.verdict import claim, control_statement, equivalence, equivalence_by_kind, log_ratios
+from rmed_core.study.experiments import bundled_runs, describe_grid, setup_sentence, study_grid
+from rmed_core.runs.bundle import bundle_names
+from rmed_core.book.plots import figure_grid, ratio_plot
+from rmed_core.book.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
+from rmed_core.study.verdict import claim, control_statement, equivalence, equivalence_by_kind
+from rmed_core.study.units import log_ratios
 
 params = dict(task=task, lr=lr, language_task=language_task, seed=seed, steps=steps, margin=margin, scale=scale)
 opts = ["sgdm", "adam"]

@@ -48,11 +48,12 @@ scale: str = "book"  # ci | book | study | paper (see "Scale" above)
 # %% tags=["hide-input"]
 import numpy as np
 
-from rmed_core.experiments import learning_rates, run_grid
-from rmed_core.trainer import final_model
+from rmed_core.study.experiments import learning_rates, run_grid
+from rmed_core.runs.trainer import final_model
 from rmed_core.hessian import blockwise_spectra
-from rmed_core.plots import LAYER_GROUPS, OPT_COLORS, band_plot, figure_grid, layer_group
-from rmed_core.report import glue_figure, glue_number, show_provenance
+from rmed_core.book.plots import KIND_COLORS, OPT_COLORS, band_plot, figure_grid
+from rmed_core.kinds import tensor_kind
+from rmed_core.book.report import glue_figure, glue_number, show_provenance
 from rmed_core.tasks import get_task
 
 params = dict(task=task, lr=lr, seed=seed, others=others, lr_others=lr_others, steps=steps, scale=scale)
@@ -106,8 +107,8 @@ for ax, opt in zip(axes, ["sgdm", "adam"]):
     grid_x = np.linspace(-span, span, 400)
     seen = set()
     for name, dens in spectra[opt].items():
-        group = layer_group(name)
-        ax.plot(grid_x, dens.density(grid_x, sigma=span / 100), color=LAYER_GROUPS[group], alpha=0.6,
+        group = tensor_kind(name)
+        ax.plot(grid_x, dens.density(grid_x, sigma=span / 100), color=KIND_COLORS[group], alpha=0.6,
                 linewidth=0.8, label=None if group in seen else group)
         seen.add(group)
     ax.set_yscale("log")

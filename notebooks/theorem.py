@@ -71,9 +71,9 @@ import time
 import torch
 
 from rmed_core import linear_net as ln
-from rmed_core.analysis import rank_trend
-from rmed_core.plots import band_plot, figure_grid
-from rmed_core.report import glue_figure, glue_number, glue_text, show_provenance
+from rmed_core.study.verdict import rank_trend
+from rmed_core.book.plots import band_plot, figure_grid
+from rmed_core.book.report import glue_figure, glue_number, glue_text, show_provenance
 from rmed_core.stats import r_med
 
 started = time.perf_counter()

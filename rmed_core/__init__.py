@@ -12,15 +12,16 @@ Geometry?* (NeurIPS 2023). The public API is re-exported here:
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .devices import device_name, seed_everything, select_device
 from .hessian import (blockwise_spectra, hessian_diagonal, hessian_trace, rmed_per_layer, spectral_density,
                       top_eigenvalues)
 from .optim import make_optimizer, optimizer_names
 from .stats import median, r_med
-from .store import ResultStore, load_results
-from .trainer import TrainConfig, train
+from .runs.store import ResultStore
+from .runs.results import load_results
+from .runs.config import TrainConfig
+from .runs.trainer import train
 
 __all__ = [
     "__version__",

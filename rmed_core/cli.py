@@ -2,7 +2,9 @@
 
     rmed sweep SPEC [--workers N | --scheduler tcp://HOST:PORT] [--store DIR] [--dry-run]
                     [--recompute-corrupt]
-    rmed bundle NAME SPEC [SPEC ...] [--store DIR]     (export finished runs: rmed_core.bundle)
+    rmed bundle NAME SPEC [SPEC ...] [--store DIR]     (export finished runs: rmed_core.runs.bundle)
+    rmed train [--task T] [--opt O [O ...]] [--scale S] [--seed N] [--lr X] [--steps N]
+               [--probe-every N] [--tune]                (one run, or a learning-rate tuning)
 
 Exit status: 0 when every grid point is in the store, 1 when a point failed, 2 for a bad
 specification or usage, 130 when interrupted (run the same command again to finish).
@@ -51,12 +53,48 @@ def _parser() -> argparse.ArgumentParser:
                    help="the result store (default: $RMED_RESULTS, else <repository>/results)")
     b.add_argument("--partial", action="store_true",
                    help="export the finished points only; the missing ones are listed in provenance.json")
+    t = sub.add_parser("train", help="train (and probe) one run per optimizer into the store, or tune the rate",
+                       description="One run per optimizer (rmed_core.runs.trainer.train), stored; with --tune, the "
+                                   "learning-rate tuning on the task's grid (rmed_core.runs.tuning.tune_lr).")
+    t.add_argument("--task", default="ptb_lm")
+    t.add_argument("--opt", default=["adam"], nargs="+", help="one or more optimizer names (default: adam)")
+    t.add_argument("--scale", default="ci")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--probe-every", type=int, default=None)
+    t.add_argument("--tune", action="store_true", help="tune the learning rate on the task's grid instead")
     return p
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .runs.config import TrainConfig
+    from .runs.trainer import train
+    from .runs.tuning import tune_lr
+
+    try:
+        configs = [TrainConfig(task=args.task, opt=opt, scale=args.scale, seed=args.seed, lr=args.lr,
+                               steps=args.steps, probe_every=args.probe_every) for opt in args.opt]
+    except ValueError as e:
+        print(f"rmed train: {e}", file=sys.stderr)
+        return 2
+    for c in configs:
+        if args.tune:
+            best, table = tune_lr(c.task, c.opt, c.scale, seed=c.seed, steps=c.steps, progress=True)
+            print(table.to_string(index=False), f"\nbest lr for {c.opt}: {best:g}", flush=True)
+            continue
+        r = train(c)
+        print(f"{c.task}/{c.scale} {c.opt}: {r.status}, final loss {r.loss['loss'].iloc[-1]:.4f}, wall "
+              f"{r.provenance['wall_time_s']} s (probes {r.provenance['probe_time_s']} s), from store: "
+              f"{r.from_store}, {r.dir}", flush=True)
+        if len(r.rmed):
+            print(r.rmed.pivot_table(index="layer", columns="step", values="r_med").round(1).to_string(), flush=True)
+    return 0
+
+
 def _bundle(args: argparse.Namespace) -> int:
-    from .bundle import export_bundle
-    from .sweep_spec import SpecError
+    from .runs.bundle import export_bundle
+    from .runs.sweep_spec import SpecError
 
     command = "rmed bundle " + " ".join([args.name, *args.specs] + (["--store", args.store] if args.store else [])
                                         + (["--partial"] if args.partial else []))
@@ -72,9 +110,9 @@ def _bundle(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .store import ResultStore
-    from .sweep import plan, run_sweep
-    from .sweep_spec import SpecError, load_spec
+    from .runs.store import ResultStore
+    from .runs.sweep import plan, run_sweep
+    from .runs.sweep_spec import SpecError, load_spec
 
     if args.workers is not None and args.workers < 1:
         print("rmed sweep: --workers must be at least 1", file=sys.stderr)
@@ -113,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sweep(args)
     if args.command == "bundle":
         return _bundle(args)
+    if args.command == "train":
+        return _train(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ._version import __version__
 from .devices import device_name
 
 __all__ = ["git_commit", "provenance", "repo_root"]
@@ -38,7 +39,6 @@ def provenance(device: torch.device | None = None, *, seed: int | None = None,
                wall_time_s: float | None = None) -> dict[str, object]:
     """A flat record of what produced a result: package version, git commit, torch version,
     Python version, device, seed, wall time and the time it was written (UTC)."""
-    from . import __version__
 
     return {
         "rmed_core": __version__,

@@ -26,7 +26,7 @@ probe of the whole model at the sizes it is given. A larger ``book`` model is on
 its learning rates must then be tuned again, and the book's build time measured again.
 
 Learning rates: every optimizer is tuned on the grid :data:`LR_GRID` at each scale by the final
-training loss (:func:`rmed_core.trainer.tune_lr`: mean mini-batch loss over the last 10% of steps,
+training loss (:func:`rmed_core.runs.tuning.tune_lr`: mean mini-batch loss over the last 10% of steps,
 seed 0, no probes; a diverged run loses). :data:`TUNED_LR` records the winners and how they were
 obtained; an optimizer without a tuned value needs an explicit ``lr``.
 """
@@ -53,8 +53,8 @@ LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.
 """Learning rates tried for every optimizer (half-decades)."""
 
 # Winners of `tune_lr(task, opt, scale)` over the whole LR_GRID (seed 0, no probes, mean training loss of the
-# last 10% of steps), measured on the 2-core CPU with a loop over `rmed_core.trainer.tune_lr(task, opt, scale)`
-# (equivalently `python -m rmed_core.trainer --task T --opt adam sgdm --scale S --tune`). Caveats: at `ci` (20 steps) mnist_cnn does not learn, so its ci picks are noise; at `book`
+# last 10% of steps), measured on the 2-core CPU with a loop over `rmed_core.runs.tuning.tune_lr(task, opt, scale)`
+# (equivalently `rmed train --task T --opt adam sgdm --scale S --tune`). Caveats: at `ci` (20 steps) mnist_cnn does not learn, so its ci picks are noise; at `book`
 # SGD-M on polarity_cls stayed at ln 2 for every lr (the pick 3e-4 is the least bad, not a tuned optimum).
 # fashion_cnn is not tuned (Fashion-MNIST is not installed here) and `paper` is not tuned (no GPU): pass lr.
 # At the `study` scales the grid is the half-decades around each optimizer's best (sweeps/study-tuning.yaml,
@@ -133,7 +133,7 @@ class Task:
         if opt not in tuned:
             raise ValueError(f"lr=None but opt={opt!r} has no tuned learning rate for task {self.name!r} at scale "
                              f"{scale!r} (tuned: {sorted(tuned) or 'none'}); pass lr explicitly (a notebook: `-p lr VALUE`), "
-                             f"e.g. one found by rmed_core.trainer.tune_lr")
+                             f"e.g. one found by rmed_core.runs.tuning.tune_lr")
         return tuned[opt]
 
 

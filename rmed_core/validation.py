@@ -13,7 +13,7 @@ MAX_SEED = 2**63
 
 #: The sizes every notebook runs at: ``ci`` (seconds, for the tests), ``book`` (minutes on a 2-core
 #: CPU, exact probes), ``study`` and ``study-10k`` (the word-level study of the paper's claim, hours on
-#: a 2-core CPU; its results are stored, :mod:`rmed_core.bundle`) and ``paper`` (larger sizes of this
+#: a 2-core CPU; its results are stored, :mod:`rmed_core.runs.bundle`) and ``paper`` (larger sizes of this
 #: project's choosing; for a GPU). Not every task has every scale (:meth:`rmed_core.tasks.Task.spec`).
 SCALES = ("ci", "book", "study", "study-10k", "paper")
 

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 from rmed_core.cli import main
-from rmed_core.store import ResultStore, load_results
-from rmed_core.sweep_spec import load_spec
+from rmed_core.runs.store import ResultStore
+from rmed_core.runs.results import load_results
+from rmed_core.runs.sweep_spec import load_spec
 
 from test_sweep import assert_same_as_serial
 

@@ -8,8 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["OPT_COLORS", "LAYER_GROUPS", "KIND_COLORS", "band_plot", "figure_grid", "layer_group", "layer_lines",
-           "rmed_by_tensor_plot", "ratio_plot"]
+from ..kinds import tensor_kind
+
+__all__ = ["OPT_COLORS", "KIND_COLORS", "band_plot", "figure_grid", "layer_lines", "rmed_by_tensor_plot", "ratio_plot"]
 
 #: Font sizes for figures about 7.5 inches wide, the width of the book's text column.
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -73,43 +74,22 @@ def band_plot(ax, df: pd.DataFrame, x: str, y: str, *, hue: str = "opt", over: s
     ax.grid(True, alpha=0.3)
 
 
-#: Parameter-tensor groups of the project's models, for colouring per-layer curves.
-LAYER_GROUPS = {"embedding": "#8c564b", "attention": "#1f77b4", "mlp": "#ff7f0e", "layernorm": "#7f7f7f",
-                "head": "#d62728", "conv": "#2ca02c", "other": "#9467bd"}
-
-
-def layer_group(name: str) -> str:
-    """The group of a parameter tensor, from its name in the project's models."""
-    parts = name.split(".")
-    if parts[0] in ("tok", "pos"):
-        return "embedding"
-    if parts[0] == "head":
-        return "head"
-    if any(p.startswith("ln") for p in parts):
-        return "layernorm"
-    if "attn" in parts:
-        return "attention"
-    if parts[-2:-1] and parts[-2] in ("fc", "out"):
-        return "mlp"
-    return "conv" if parts[0].isdigit() else "other"
-
-
 def layer_lines(ax, rmed: pd.DataFrame, *, y: str = "r_med", logy: bool = True) -> None:
-    """One line of ``y`` against ``step`` per parameter tensor (``layer``), coloured by
-    :func:`layer_group`, with one legend entry per group."""
+    """One line of ``y`` against ``step`` per parameter tensor (``layer``), coloured by its kind
+    (:func:`rmed_core.kinds.tensor_kind`, :data:`KIND_COLORS`), with one legend entry per kind."""
     seen = set()
     for name, sub in rmed.groupby("layer", sort=False):
-        group = layer_group(str(name))
-        ax.plot(sub["step"], sub[y], color=LAYER_GROUPS[group], alpha=0.7, linewidth=1,
-                label=None if group in seen else group)
-        seen.add(group)
+        kind = tensor_kind(str(name))
+        ax.plot(sub["step"], sub[y], color=KIND_COLORS[kind], alpha=0.7, linewidth=1,
+                label=None if kind in seen else kind)
+        seen.add(kind)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.3)
 
 
-#: One colour per kind of parameter tensor (:func:`rmed_core.verdict.tensor_kind`), and for "all".
+#: One colour per kind of parameter tensor (:func:`rmed_core.kinds.tensor_kind`), and for "all".
 KIND_COLORS = {"all": "#000000", "embedding": "#8c564b", "conv": "#2ca02c", "attention": "#1f77b4", "MLP": "#ff7f0e",
                "LayerNorm": "#bcbd22", "output": "#d62728", "other": "#9467bd"}
 
@@ -122,7 +102,7 @@ def rmed_by_tensor_plot(ax, summary: pd.DataFrame, *, opts: Sequence[str], title
     """R_med of every tensor at one probe step: for each optimizer of ``opts`` (its colour) the
     median over seeds with a bar from the smallest to the largest seed, the tensors grouped by kind
     (shaded spans, labelled) and in model order within a kind. ``summary``: one step of
-    :func:`rmed_core.analysis.rmed_by_tensor`. A tensor whose R_med is undefined in every seed has
+    :func:`rmed_core.study.units.rmed_by_tensor`. A tensor whose R_med is undefined in every seed has
     no point."""
     if summary.step.nunique() > 1:
         raise ValueError("summary: several steps; select one")
@@ -156,15 +136,15 @@ def ratio_plot(ax, table: pd.DataFrame, *, by: str = "paper iteration", labels: 
                band: tuple[float, float] | None = None,
                ylabel: str = r"$R^{\mathrm{SGDM}}_{\mathrm{med}} / R^{\mathrm{Adam}}_{\mathrm{med}}$") -> None:
     """Ratios with their intervals on a log axis, one column of points per kind of tensor (row
-    ``tensors`` of :func:`rmed_core.verdict.claims_by_kind` or
-    :func:`rmed_core.verdict.equivalence_by_kind`: ``ratio, lower, upper``), one marker per value of
+    ``tensors`` of :func:`rmed_core.study.verdict.claims_by_kind` or
+    :func:`rmed_core.study.verdict.equivalence_by_kind`: ``ratio, lower, upper``), one marker per value of
     ``by`` (the iteration), a line at 1.
 
     Args:
         labels: the legend's text for each value of ``by`` (default ``"<by> <value>"``).
         tensors: optional per-tensor ratios (columns ``kind``, ``by`` and ``geo_mean``, as
-            :func:`rmed_core.analysis.ratio_table` gives them), drawn as faint dots behind.
-        published: optional rows of :data:`rmed_core.analysis.PUBLISHED_RATIOS`, drawn as grey
+            :func:`rmed_core.study.units.ratio_table` gives them), drawn as faint dots behind.
+        published: optional rows of :data:`rmed_core.study.published.PUBLISHED_RATIOS`, drawn as grey
             mean ± std in a column of their own (three tensors of a model whose kinds are not known).
         band: a shaded range (the equivalence margin of the control).
     """

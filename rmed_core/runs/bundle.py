@@ -2,7 +2,7 @@
 current code still reproduces them.
 
 A study that takes hours on a 2-core CPU is computed once by ``rmed sweep`` into the result store
-(:mod:`rmed_core.store`) and exported as a *bundle*: a folder ``bundles/<name>/`` of small CSV
+(:mod:`rmed_core.runs.store`) and exported as a *bundle*: a folder ``bundles/<name>/`` of small CSV
 tables and one ``provenance.json``. The book reads bundles, never retrains them.
 
 Layout::
@@ -25,6 +25,7 @@ import dataclasses
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import warnings
 from collections.abc import Sequence
@@ -35,13 +36,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .provenance import git_commit
-from .store import (BUNDLES, ID_COLUMNS, TABLES, ResultStore, atomic_write_text, bundle_names,
-                    bundle_provenance, code_version, read_bundle)
+from .._version import __version__
+from ..provenance import git_commit, repo_root
+from .code_version import code_version
+from .files import atomic_write_text
+from .store import ID_COLUMNS, ResultStore
 
 __all__ = ["BUNDLES", "TABLES", "export_bundle", "read_bundle", "bundle_provenance", "bundle_names",
            "check_reproduces", "ReproductionError", "find_run"]
 
+#: Where results bundles live (committed with the code); ``$RMED_BUNDLES`` points elsewhere.
+BUNDLES = Path(os.environ.get("RMED_BUNDLES") or repo_root() / "bundles")
+#: The tables of a bundle.
+TABLES = ("runs", "loss", "rmed", "probe", "eig")
 #: Model sizes copied into ``runs.csv`` from the task's scale.
 _SIZES = ("d_model", "n_layers", "n_heads", "seq_len", "vocab_size", "width")
 
@@ -52,7 +59,7 @@ class ReproductionError(AssertionError):
 
 def _sizes(task: str, scale: str) -> dict[str, Any]:
     """The model and data sizes of ``task`` at ``scale`` (what a reader needs to know of a run)."""
-    from .tasks import get_task
+    from ..tasks import get_task
 
     t = get_task(task)
     spec = t.spec(scale)
@@ -106,7 +113,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
                 missing.append(point.label)
                 continue
             d, stale = hit
-            run = st._read_run(d)
+            run = st.read_run(d)
             prov = run["provenance"]
             ids = {**{k: key.get(k) for k in ID_COLUMNS}, "run": d.name}
             rows["runs"].append(pd.DataFrame([{
@@ -133,7 +140,6 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
         atomic_write_text(out / f"{kind}.csv", df.to_csv(index=False, float_format="%.7g"))
     runs = (pd.concat(rows["runs"], ignore_index=True) if rows["runs"]
             else pd.DataFrame(columns=["code_version", "device", "wall_time_s"]))
-    from . import __version__
 
     prov = {
         "bundle": name, "specs": spec_names, "command": command,
@@ -150,10 +156,10 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
 
 
 def find_run(config: Any, *, root: str | Path | None = None):
-    """The run of ``config`` (a :class:`~rmed_core.trainer.TrainConfig`) as a bundle holds it -- the
+    """The run of ``config`` (a :class:`~rmed_core.runs.config.TrainConfig`) as a bundle holds it -- the
     same configuration, whatever code version made it -- as a
-    :class:`~rmed_core.trainer.RunResult` (``provenance["bundle"]`` names the bundle), or None."""
-    from .trainer import RunResult
+    :class:`~rmed_core.runs.config.RunResult` (``provenance["bundle"]`` names the bundle), or None."""
+    from .config import RunResult
 
     key = json.dumps(config.key_dict(), sort_keys=True)
     for name in bundle_names(root):
@@ -186,7 +192,8 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
     tolerances are this project's choice, wide enough for that and far narrower than any effect the
     book reads (the ratios it tests are between 1.4 and 3.5).
     """
-    from .trainer import TrainConfig, train
+    from .config import TrainConfig
+    from .trainer import train
 
     runs = read_bundle(name, "runs", root=root, **run)
     if len(runs) != 1:
@@ -194,8 +201,7 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
     key = json.loads(runs.config.iloc[0])
     if not (isinstance(until, int) and 0 < until <= key["steps"]):
         raise ValueError(f"until={until!r}: expected an integer in 1..{key['steps']}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in key.items() if k in fields})
+    cfg = TrainConfig.from_dict(key)
     cfg = dataclasses.replace(cfg, steps=until, probe_steps=tuple(s for s in cfg.probe_steps if s <= until),
                               checkpoint_every=0)
     import tempfile
@@ -239,3 +245,42 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
         warnings.warn(f"bundle {name!r}: run {runs.run.iloc[0]} was made by an older code version; the current code reproduces it "
                       f"within tolerance", stacklevel=2)
     return out
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def bundle_names(root: str | Path | None = None) -> list[str]:
+    """The bundles under ``root`` (default :data:`BUNDLES`)."""
+    root = Path(root) if root is not None else BUNDLES
+    return sorted(p.parent.name for p in root.glob("*/provenance.json"))
+
+
+def _folder(name: str, root: str | Path | None) -> Path:
+    root = Path(root) if root is not None else BUNDLES
+    d = root / name
+    if not (d / "provenance.json").is_file():
+        have = bundle_names(root)
+        raise ValueError(f"bundle={name!r}: no such bundle under {root} (have: {', '.join(have) or 'none'}); "
+                         f"it is made by `rmed bundle {name} SPEC...` after `rmed sweep SPEC`")
+    return d
+
+
+def read_bundle(name: str, kind: str, *, root: str | Path | None = None, **filters: Any) -> pd.DataFrame:
+    """Table ``kind`` (one of :data:`TABLES`) of bundle ``name``, rows matching ``filters``
+    (``opt="adam"``, ``seed=[0, 1]``), with the store's run columns first."""
+    if kind not in TABLES:
+        raise ValueError(f"kind={kind!r} is not a bundle table; use one of {', '.join(TABLES)}")
+    d = _folder(name, root)
+    df = pd.read_csv(d / f"{kind}.csv", keep_default_na=False, na_values=["", "NaN", "nan"])
+    if "undefined" in df.columns:
+        df["undefined"] = df["undefined"].fillna("")
+    for k, v in filters.items():
+        if k not in df.columns:
+            raise ValueError(f"{k}={v!r}: bundle table {kind!r} has no column {k!r}")
+        want = v if isinstance(v, (list, tuple, set)) else [v]
+        df = df[df[k].isin(list(want))]
+    return df.reset_index(drop=True)
+
+
+def bundle_provenance(name: str, *, root: str | Path | None = None) -> dict[str, Any]:
+    """The ``provenance.json`` record of bundle ``name``."""
+    return json.loads((_folder(name, root) / "provenance.json").read_text())

@@ -47,18 +47,14 @@ from typing import Any
 
 import pandas as pd
 
-from .provenance import repo_root
+from ..provenance import repo_root
+from .code_version import code_version
+from .files import atomic_write_bytes, atomic_write_text, sha256_bytes
 
-__all__ = ["ResultStore", "load_results", "read_bundle", "bundle_names", "bundle_provenance", "BUNDLES", "TABLES", "code_version", "config_key", "StaleResultsWarning", "KINDS",
-           "atomic_write_bytes", "atomic_write_text", "CorruptRunError", "CorruptRunWarning", "NON_COMPUTING",
-           "sha256_bytes"]
+__all__ = ["ResultStore", "config_key", "StaleResultsWarning", "KINDS", "ID_COLUMNS", "MARKER", "CorruptRunError",
+           "CorruptRunWarning"]
 
 KINDS = ("loss", "rmed", "probe", "eig", "runs")
-#: Where results bundles live (committed with the code; written by :mod:`rmed_core.bundle`);
-#: ``$RMED_BUNDLES`` points elsewhere.
-BUNDLES = Path(os.environ.get("RMED_BUNDLES") or repo_root() / "bundles")
-#: The tables of a bundle.
-TABLES = ("runs", "loss", "rmed", "probe", "eig")
 MARKER = "COMPLETE"
 ID_COLUMNS = ["task", "scale", "opt", "lr", "seed"]
 
@@ -75,50 +71,6 @@ class CorruptRunError(OSError):
     """A stored run (or its checkpoint) is damaged: the message names the file and what to do."""
 
 
-#: The allow-list of modules that compute nothing a stored run holds: presentation (figures,
-#: provenance panels, tables of stored results) and orchestration (command line, sweeps, grids of
-#: runs, notebook I/O). Every other module of ``rmed_core`` -- any module added later included --
-#: is covered by :func:`code_version`. A test checks that no covered module imports one of these.
-NON_COMPUTING: dict[str, str] = {
-    "__main__.py": "command-line entry point",
-    "cli.py": "command line",
-    "sweep.py": "runs grid points through the trainer; computes nothing itself",
-    "sweep_spec.py": "reads sweep files into configs (a config change is a key change)",
-    "experiments.py": "grids of TrainConfigs for the notebooks (a config change is a key change)",
-    "papermill_io.py": "notebook file I/O",
-    "plots.py": "figures",
-    "report.py": "provenance panels under figures",
-    "analysis.py": "tables and verdicts from stored results, recomputed at every read",
-    "verdict.py": "the verdict rules and their simulated error rates, recomputed at every read",
-    "bundle.py": "exports stored runs' tables as a bundle and retrains a slice to compare; computes nothing itself",
-}
-
-
-def _package_files(scope: str) -> list[Path]:
-    pkg = Path(__file__).resolve().parent
-    return [f for f in sorted(pkg.rglob("*.py")) if "__pycache__" not in f.parts
-            and not (scope == "runs" and f.parent == pkg and f.name in NON_COMPUTING)]
-
-
-@lru_cache(maxsize=2)
-def code_version(scope: str = "runs") -> str:
-    """SHA-256 (first 16 hex digits) over the relative paths and bytes of ``.py`` files of
-    ``rmed_core`` in sorted order: with ``scope="runs"`` every module but the allow-list
-    :data:`NON_COMPUTING` (any change to code that computes a run makes earlier runs stale); with
-    ``scope="all"`` every module (for executed notebooks, which also draw and judge)."""
-    if scope not in ("runs", "all"):
-        raise ValueError(f"scope={scope!r}: use 'runs' or 'all'")
-    pkg = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for f in _package_files(scope):
-        h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _canonical(config: dict[str, Any]) -> str:
     """Sorted-key compact JSON (so the key does not depend on field order)."""
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
@@ -128,20 +80,6 @@ def config_key(config: dict[str, Any], version: str | None = None) -> str:
     """The run key: SHA-256 (16 hex digits) of the canonical JSON of ``config`` plus the code version."""
     text = _canonical(config) + "|" + (version or code_version())
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
@@ -156,7 +94,7 @@ class ResultStore:
     """Runs on disk under ``root`` (default ``$RMED_RESULTS``, else ``<repository>/results``).
 
     A *config* is a dict of the fields that determine a run's numbers (or an object with
-    ``key_dict()``, e.g. a resolved :class:`~rmed_core.trainer.TrainConfig`) with at least
+    ``key_dict()``, e.g. a resolved :class:`~rmed_core.runs.config.TrainConfig`) with at least
     ``task, scale, opt, seed``.
     """
 
@@ -187,7 +125,7 @@ class ResultStore:
         d = self.run_dir(config)
         if not (d / MARKER).is_file():
             raise KeyError(f"no finished run for this config under the current code version (looked in {d})")
-        return self._read_run(d)
+        return self.read_run(d)
 
     def status(self, config: Any) -> tuple[str, str | None]:
         """``("stored", None)``, ``("missing", None)`` or ``("corrupt", why)`` for ``config``'s run
@@ -289,7 +227,7 @@ class ResultStore:
                                       f"{advice}")
         return m
 
-    def _read_run(self, d: Path, *, verified: bool = False) -> dict[str, Any]:
+    def read_run(self, d: Path, *, verified: bool = False) -> dict[str, Any]:
         if not verified:
             self.verify(d)
         try:
@@ -331,7 +269,7 @@ class ResultStore:
                 config = json.loads((d / "config.json").read_text())
                 if not all(_match(config.get(k), v) for k, v in filters.items()):
                     continue
-                run = self._read_run(d, verified=True)
+                run = self.read_run(d, verified=True)
             except (CorruptRunError, ValueError) as e:
                 corrupt.append(str(e) if isinstance(e, CorruptRunError) else f"{d / 'config.json'}: {e}")
                 continue
@@ -378,68 +316,4 @@ def _match(value: Any, wanted: Any) -> bool:
             return False
     return value == wanted
 
-
-def load_results(kind: str, *, root: str | Path | None = None, include_stale: bool = False,
-                 bundle: str | None = None, **filters: Any) -> pd.DataFrame:
-    """All finished runs' table ``kind`` as one tidy DataFrame.
-
-    Args:
-        kind: ``"loss"`` (``step, loss, diverged``: the mini-batch training loss before each
-            update), ``"rmed"`` (``step, layer_index, layer, numel, r_med, method, lower, upper,
-            ...``; ``layer_index`` is the tensor's position in ``model.named_parameters()``),
-            ``"probe"`` (``step, loss`` on the fixed Hessian batch, probe time), ``"eig"``
-            (``step, rank, eigenvalue``), or ``"runs"`` (one row per run: config and status).
-        root: the store's folder (default ``$RMED_RESULTS``, else ``<repository>/results``).
-        include_stale: also return runs made by other code versions (with a ``stale`` column).
-            Otherwise they are left out with a :class:`StaleResultsWarning`.
-        bundle: read the committed results bundle of this name instead of the store
-            (:func:`read_bundle`; ``root`` is then the bundles' folder, default :data:`BUNDLES`).
-
-    A run whose files fail the content check of its ``COMPLETE`` record is left out with a
-    :class:`CorruptRunWarning` naming it (and how many were); the others are returned.
-        **filters: config fields to match, a value or a list of values (``opt=["adam", "sgdm"]``).
-
-    Every row carries ``task, scale, opt, lr, seed, run`` first.
-    """
-    if bundle is not None:
-        return read_bundle(bundle, kind, root=root, **filters)
-    return ResultStore(root).load(kind, include_stale=include_stale, **filters)
-
-
-def bundle_names(root: str | Path | None = None) -> list[str]:
-    """The bundles under ``root`` (default :data:`BUNDLES`)."""
-    root = Path(root) if root is not None else BUNDLES
-    return sorted(p.parent.name for p in root.glob("*/provenance.json"))
-
-
-def _folder(name: str, root: str | Path | None) -> Path:
-    root = Path(root) if root is not None else BUNDLES
-    d = root / name
-    if not (d / "provenance.json").is_file():
-        have = bundle_names(root)
-        raise ValueError(f"bundle={name!r}: no such bundle under {root} (have: {', '.join(have) or 'none'}); "
-                         f"it is made by `rmed bundle {name} SPEC...` after `rmed sweep SPEC`")
-    return d
-
-
-def read_bundle(name: str, kind: str, *, root: str | Path | None = None, **filters: Any) -> pd.DataFrame:
-    """Table ``kind`` (one of :data:`TABLES`) of bundle ``name``, rows matching ``filters``
-    (``opt="adam"``, ``seed=[0, 1]``), with the store's run columns first."""
-    if kind not in TABLES:
-        raise ValueError(f"kind={kind!r} is not a bundle table; use one of {', '.join(TABLES)}")
-    d = _folder(name, root)
-    df = pd.read_csv(d / f"{kind}.csv", keep_default_na=False, na_values=["", "NaN", "nan"])
-    if "undefined" in df.columns:
-        df["undefined"] = df["undefined"].fillna("")
-    for k, v in filters.items():
-        if k not in df.columns:
-            raise ValueError(f"{k}={v!r}: bundle table {kind!r} has no column {k!r}")
-        want = v if isinstance(v, (list, tuple, set)) else [v]
-        df = df[df[k].isin(list(want))]
-    return df.reset_index(drop=True)
-
-
-def bundle_provenance(name: str, *, root: str | Path | None = None) -> dict[str, Any]:
-    """The ``provenance.json`` record of bundle ``name``."""
-    return json.loads((_folder(name, root) / "provenance.json").read_text())
 

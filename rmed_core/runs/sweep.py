@@ -8,10 +8,10 @@ progress bar (done / running / failed / skipped) and returns a :class:`SweepRepo
 Guarantees:
 
 * **Nothing is computed twice.** A point whose result is in the store is skipped before
-  submission. Points are deduplicated by store key (:mod:`rmed_core.sweep_spec`), and the Dask
+  submission. Points are deduplicated by store key (:mod:`rmed_core.runs.sweep_spec`), and the Dask
   task key *is* the store key, so the scheduler never holds two tasks for one run (also across two
   clients of one cluster). On the worker, the run's exclusive lock
-  (:meth:`rmed_core.store.ResultStore.writing`, taken by the trainer; for a notebook, a ``flock``
+  (:meth:`rmed_core.runs.store.ResultStore.writing`, taken by the trainer; for a notebook, a ``flock``
   on ``<store>/.locks/<key>.lock``) serialises any two processes that still reach the same point
   (two clusters on one store, a worker declared lost that is still running): the second waits,
   then loads the stored result.
@@ -46,8 +46,9 @@ from typing import Any, Iterator
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .provenance import repo_root
-from .store import ResultStore, atomic_write_text
+from ..provenance import repo_root
+from .store import ResultStore
+from .files import atomic_write_text
 from .sweep_spec import NotebookPoint, RunPoint, Sweep
 
 __all__ = ["SweepReport", "plan", "is_stored", "point_status", "run_point", "run_sweep", "start_client", "OUTCOMES"]
@@ -160,7 +161,7 @@ def _notebook_point(point: NotebookPoint, root: Path) -> dict[str, Any]:
     execution is kept as ``*.failed.ipynb`` to read the error in."""
     import papermill
 
-    from .papermill_io import read_notebook
+    from ..book.papermill_io import read_notebook
 
     out = root / point.key
     if out.is_file():
@@ -239,7 +240,7 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
     """Run every point of ``sweep`` that ``store`` lacks, in parallel, and report on each.
 
     Args:
-        sweep: from :func:`rmed_core.sweep_spec.load_spec`.
+        sweep: from :func:`rmed_core.runs.sweep_spec.load_spec`.
         store: where results go (default: ``$RMED_RESULTS`` or ``<repository>/results``); the
             workers must see the same folder (a shared file system on a multi-machine cluster).
         workers: worker processes of the local cluster (default: one per core).

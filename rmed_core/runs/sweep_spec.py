@@ -1,6 +1,6 @@
 """Sweep specifications: a small YAML (or TOML) file naming a grid, turned into grid points.
 
-A grid of training runs (each point is one :func:`rmed_core.trainer.train` call into the store)::
+A grid of training runs (each point is one :func:`rmed_core.runs.trainer.train` call into the store)::
 
     scale: ci                    # ci | book | paper (required)
     tasks: [ptb_lm, mnist_cnn]   # rmed_core.tasks.task_names()
@@ -40,11 +40,12 @@ from typing import Any
 import nbformat
 import yaml
 
-from .optim import optimizer_names
-from .provenance import repo_root
-from .store import ResultStore, code_version
-from .tasks import SCALES, task_names
-from .trainer import TrainConfig
+from ..optim import optimizer_names
+from ..provenance import repo_root
+from .store import ResultStore
+from .code_version import code_version
+from ..tasks import SCALES, task_names
+from .config import TrainConfig
 
 __all__ = ["SpecError", "RunPoint", "NotebookPoint", "Sweep", "load_spec", "parse_spec"]
 
@@ -84,7 +85,7 @@ class RunPoint:
 class NotebookPoint:
     """One papermill execution of ``notebook`` with ``parameters``; its executed notebook is kept
     as ``<store>/<key>`` (``key = notebooks/<stem>-<hash>.ipynb``, the hash over the notebook's
-    source, the parameters and :func:`rmed_core.store.code_version` of the whole package)."""
+    source, the parameters and :func:`rmed_core.runs.code_version.code_version` of the whole package)."""
 
     notebook: Path
     parameters: dict[str, Any]
@@ -255,7 +256,7 @@ def notebook_parameters(notebook: Path) -> dict[str, Any]:
     """The names and default values of a notebook's ``parameters`` cell (papermill's inference)."""
     import papermill
 
-    from .papermill_io import read_notebook
+    from ..book.papermill_io import read_notebook
 
     with tempfile.TemporaryDirectory() as d:  # papermill inspects a path, not a NotebookNode
         tmp = Path(d) / "nb.ipynb"

@@ -14,216 +14,41 @@ Guarantees:
   atomically to ``checkpoint.pt`` in the run's folder; a killed run restarts there and ends with
   exactly the numbers of an uninterrupted run, nothing counted twice.
 * A non-finite loss stops the run cleanly, recorded as ``diverged`` (loss table and status).
-* Stored: a run whose config and code version are in the :class:`~rmed_core.store.ResultStore`
+* Stored: a run whose config and code version are in the :class:`~rmed_core.runs.store.ResultStore`
   is loaded, not recomputed.
 """
 from __future__ import annotations
 
-import argparse
 import io
-import dataclasses
 import math
-import os
-import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .devices import select_device, seed_everything
-from .hessian.rmed import METHODS as RMED_METHODS
-from .optim import check_optimizer_name, make_optimizer
-from .provenance import provenance
+from ..devices import select_device, seed_everything
+from ..optim import make_optimizer
+from ..provenance import provenance
+from ..tasks import get_task
+from .checkpoint import RunState, load_checkpoint, save_checkpoint, unreadable_reason
+from .config import RunResult, TrainConfig
 from .store import CorruptRunError, ResultStore
-from .tasks import LR_GRID, check_scale, get_task
-from .validation import check_bool, check_choice, check_positive, check_seed
 
-__all__ = ["TrainConfig", "RunResult", "train", "tune_lr", "final_model", "FINAL_MODEL"]
+__all__ = ["TrainConfig", "RunResult", "train", "final_model", "FINAL_MODEL"]
 
 #: The file of a stored run that holds the trained weights (a ``state_dict`` of tensors, read with
 #: ``torch.load(weights_only=True)``).
 FINAL_MODEL = "final_model.pt"
 
-_NOT_IN_KEY = ("device", "checkpoint_every")  # how a run is computed, not what it computes
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run. ``None`` fields take the task's value at ``scale`` (:meth:`resolved`)."""
-
-    task: str = "ptb_lm"
-    """Task name (:func:`rmed_core.tasks.task_names`)."""
-    opt: str = "adam"
-    """Optimizer name (:func:`rmed_core.optim.optimizer_names`)."""
-    lr: float | None = None
-    """Learning rate; ``None`` = the task's tuned value for ``opt`` at ``scale``."""
-    seed: int = 0
-    """Seeds the initialisation, the batches and the fixed Hessian batch."""
-    scale: str = "ci"
-    """``"ci"`` (seconds), ``"book"`` (minutes on a CPU) or ``"paper"`` (GPU)."""
-    steps: int | None = None
-    """Training iterations (optimizer updates)."""
-    batch_size: int | None = None
-    """Mini-batch size (sequences or examples)."""
-    device: str = "auto"
-    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
-    probe_every: int | None = None
-    """Probe at steps ``0, k, 2k, ...`` and at the last step; ``0`` = no probes."""
-    probe_steps: tuple[int, ...] | None = None
-    """An explicit probe schedule (overrides ``probe_every``)."""
-    probe_method: str | None = None
-    """Hessian-diagonal method of the engine (``"exact"``, ``"brute"``, ``"sampled"``)."""
-    probe_top_eig: bool = True
-    """Also compute the ``top_eig_k`` largest-magnitude Hessian eigenvalues at each probe (Lanczos:
-    tens of Hessian-vector products, small beside the diagonal's thousands)."""
-    top_eig_k: int = 1
-    """How many top eigenvalues (with ``probe_top_eig``)."""
-    hessian_batch: int | None = None
-    """Size of the fixed probe batch (sequences or examples)."""
-    clip_grad: float | None = None
-    """Clip the gradient's global 2-norm to this value; ``None`` = no clipping."""
-    checkpoint_every: int | None = None
-    """Steps between checkpoints; ``None`` = the probe interval (or steps/10); ``0`` = never."""
-
-    def __post_init__(self) -> None:
-        get_task(self.task)
-        check_optimizer_name(self.opt)
-        check_scale(self.scale)
-        if self.device != "auto":
-            select_device(self.device)
-        check_positive("lr", self.lr, allow_none=True)
-        check_seed("seed", self.seed)
-        check_bool("probe_top_eig", self.probe_top_eig)
-        for name in ("steps", "batch_size", "hessian_batch", "top_eig_k"):
-            check_positive(name, getattr(self, name), integer=True, allow_none=True)
-        for name in ("probe_every", "checkpoint_every"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-                raise ValueError(f"{name}={v!r}: expected a non-negative integer (0 = never)")
-        if self.probe_steps is not None:
-            if not all(isinstance(s, int) and s >= 0 for s in self.probe_steps):
-                raise ValueError(f"probe_steps={self.probe_steps!r}: expected non-negative integers")
-            object.__setattr__(self, "probe_steps", tuple(sorted(set(self.probe_steps))))
-        if self.probe_method is not None:
-            check_choice("probe_method", self.probe_method, RMED_METHODS)
-        check_positive("clip_grad", self.clip_grad, allow_none=True)
-
-    def resolved(self) -> "TrainConfig":
-        """This config with every ``None`` replaced by the task's value at ``scale``."""
-        task, spec = get_task(self.task), get_task(self.task).spec(self.scale)
-        steps = self.steps or spec.steps
-        every = spec.probe_every if self.probe_every is None else self.probe_every
-        probes = self.probe_steps
-        if probes is None:
-            probes = tuple(sorted({*range(0, steps, every), steps})) if every else ()
-        probes = tuple(s for s in probes if s <= steps)
-        ckpt = self.checkpoint_every
-        if ckpt is None:
-            ckpt = every or max(1, steps // 10)
-        lr = float(self.lr) if self.lr is not None else task.default_lr(self.opt, self.scale)
-        return dataclasses.replace(self, lr=lr, steps=steps, batch_size=self.batch_size or spec.batch_size,
-                                   probe_every=every, probe_steps=probes,
-                                   probe_method=self.probe_method or spec.probe_method,
-                                   hessian_batch=self.hessian_batch or spec.hessian_batch, checkpoint_every=ckpt)
-
-    def key_dict(self) -> dict[str, Any]:
-        """The fields that determine the numbers (the store's key): all but device and checkpointing."""
-        d = dataclasses.asdict(self.resolved())
-        d["probe_steps"] = list(d["probe_steps"])
-        return {k: v for k, v in d.items() if k not in _NOT_IN_KEY}
-
-
-@dataclass
-class RunResult:
-    """A finished run: its config, status (``"finished"`` or ``"diverged"``), tables and provenance."""
-
-    config: TrainConfig
-    status: str
-    loss: pd.DataFrame
-    rmed: pd.DataFrame
-    probe: pd.DataFrame
-    eig: pd.DataFrame
-    provenance: dict[str, Any]
-    dir: Path | None = None
-    from_store: bool = False
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
-
-
-@dataclass
-class _State:
-    step: int = 0
-    status: str = "running"
-    elapsed: float = 0.0
-    tables: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"loss": [], "rmed": [], "probe": [], "eig": []})
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2]),
-            "python": list(random.getstate()[1])}
-
-
-def _set_rng_state(s: dict[str, Any]) -> None:
-    torch.set_rng_state(s["torch"])
-    if s["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
-    np.random.set_state(("MT19937", s["numpy"].numpy().astype(np.uint32), s["numpy_pos"], 0, 0.0))
-    random.setstate((3, tuple(s["python"]), None))
-
-
-def _save_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
-                     state: _State) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` (atomic)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-                "step": state.step, "elapsed": state.elapsed, "tables": state.tables}, tmp)
-    os.replace(tmp, path)
-
-
-def _why(e: BaseException) -> str:
-    """A one-line reason why a torch file could not be read (torch's unpickling message advises
-    ``weights_only=False``, which a damaged file does not need)."""
-    import pickle
-
-    if isinstance(e, pickle.UnpicklingError):
-        return "UnpicklingError: not a readable torch file"
-    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}".rstrip(": ")
-
-
-def _load_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
-                     device: torch.device) -> _State:
-    """Restore a run from ``path``; :class:`~rmed_core.store.CorruptRunError` naming the file
-    when it cannot be read (truncated, garbled, another config's)."""
-    try:
-        ck = torch.load(path, map_location=device, weights_only=True)
-        if not isinstance(ck, dict) or ck.get("key") != key:
-            raise ValueError("it belongs to another config" if isinstance(ck, dict) else "not a checkpoint")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        ck["rng"]["torch"] = ck["rng"]["torch"].cpu()
-        _set_rng_state(ck["rng"])
-        return _State(step=ck["step"], elapsed=ck["elapsed"], tables=ck["tables"])
-    except Exception as e:  # noqa: BLE001 - any failure to read it means the file is damaged
-        raise CorruptRunError(f"{path}: damaged checkpoint ({_why(e)}); delete it to restart the run from "
-                              "step 0") from e
-
-
 def _probe(cfg: TrainConfig, model: torch.nn.Module, loss_fn: Callable, batch: tuple, step: int,
-           state: _State) -> str | None:
+           state: RunState) -> str | None:
     """Probe ``w_step`` on the fixed batch; returns a reason when the iterate has diverged."""
-    from .hessian import rmed_per_layer, top_eigenvalues  # the engine; imported only when probing
+    from ..hessian import rmed_per_layer, top_eigenvalues  # the engine; imported only when probing
 
     t0 = time.perf_counter()
     model.eval()
@@ -283,14 +108,14 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
         callback: called as ``callback(step, loss)`` after every update (an exception raised there
             interrupts the run; it resumes from its last checkpoint on the next call).
         recompute_corrupt: a stored run that fails its content check is deleted and computed
-            again (default: :class:`~rmed_core.store.CorruptRunError` naming the damaged file).
+            again (default: :class:`~rmed_core.runs.store.CorruptRunError` naming the damaged file).
 
     Returns:
         :class:`RunResult`; ``status == "diverged"`` when the loss became non-finite (training
         stopped there; the loss table's last row has ``diverged=True``).
 
     One writer per run: the run is computed while holding its lock
-    (:meth:`~rmed_core.store.ResultStore.writing`); a second process asking for the same run waits
+    (:meth:`~rmed_core.runs.store.ResultStore.writing`); a second process asking for the same run waits
     and then returns the stored result. A damaged checkpoint of an unfinished run is discarded with
     a warning, and the run starts again from step 0. A probe batch whose Hessian cannot fit in
     memory is refused before training starts.
@@ -310,7 +135,7 @@ def train(config: TrainConfig, store: ResultStore | None = None, *, progress: bo
 def _check_probe_memory(cfg: TrainConfig, task: Any, data: Any, model: torch.nn.Module,
                         device: torch.device) -> None:
     """Refuse a probe batch whose Hessian cannot fit in memory, estimated from four samples."""
-    from .hessian._guards import check_memory
+    from ..hessian import check_memory
 
     if not cfg.probe_steps:
         return
@@ -339,10 +164,10 @@ def _train(cfg: TrainConfig, store: ResultStore, key: dict[str, Any], progress: 
     run_dir = store.run_dir(key)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / "checkpoint.pt"
-    state = _State()
+    state = RunState()
     if ckpt.is_file():
         try:
-            state = _load_checkpoint(ckpt, key, model, optimizer, device)
+            state = load_checkpoint(ckpt, key, model, optimizer, device)
         except CorruptRunError as e:
             warnings.warn(f"{e}: discarded, the run starts again from step 0", RuntimeWarning, stacklevel=3)
             ckpt.unlink(missing_ok=True)
@@ -381,7 +206,7 @@ def _train(cfg: TrainConfig, store: ResultStore, key: dict[str, Any], progress: 
                 callback(step, value)
             if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
                 state.elapsed = time.perf_counter() - t0
-                _save_checkpoint(ckpt, key, model, optimizer, state)
+                save_checkpoint(ckpt, key, model, optimizer, state)
     finally:
         bar.close()
     state.status = "diverged" if reason else "finished"
@@ -396,58 +221,6 @@ def _train(cfg: TrainConfig, store: ResultStore, key: dict[str, Any], progress: 
     store.write_run(key, tables, prov, extra_files={FINAL_MODEL: buf.getvalue()})
     ckpt.unlink(missing_ok=True)
     return _result(cfg, store.get(key), from_store=False)
-
-
-def tune_lr(task: str, opt: str, scale: str, *, grid: tuple[float, ...] = LR_GRID, seed: int = 0,
-            steps: int | None = None, store: ResultStore | None = None, progress: bool = False
-            ) -> tuple[float, pd.DataFrame]:
-    """Pick ``opt``'s learning rate for ``task`` at ``scale`` from ``grid`` by the final training
-    loss: the mean mini-batch loss over the last 10% of steps (seed ``seed``, no probes). A
-    diverged run scores ``inf``. Returns ``(best_lr, table)`` with one row per learning rate."""
-    rows = []
-    for lr in grid:
-        r = train(TrainConfig(task=task, opt=opt, lr=lr, seed=seed, scale=scale, steps=steps, probe_every=0),
-                  store, progress=progress)
-        tail = r.loss["loss"].iloc[-max(1, len(r.loss) // 10):]
-        final = math.inf if r.diverged else float(tail.mean())
-        rows.append(dict(task=task, opt=opt, scale=scale, lr=lr, final_loss=final, diverged=r.diverged,
-                         wall_time_s=r.provenance.get("wall_time_s")))
-    table = pd.DataFrame(rows)
-    return float(table.loc[table["final_loss"].idxmin(), "lr"]), table
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="ptb_lm")
-    p.add_argument("--opt", default=["adam"], nargs="+", help="one or more optimizer names (default: adam)")
-    p.add_argument("--scale", default="ci")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--probe-every", type=int, default=None)
-    p.add_argument("--tune", action="store_true", help="tune the learning rate on LR_GRID instead")
-    return p
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m rmed_core.trainer --task ptb_lm --opt adam sgdm --scale book [--tune]``."""
-    a = _parser().parse_args(argv)
-    for opt in a.opt:
-        if a.tune:
-            best, table = tune_lr(a.task, opt, a.scale, seed=a.seed, steps=a.steps, progress=True)
-            print(table.to_string(index=False), f"\nbest lr for {opt}: {best:g}", flush=True)
-            continue
-        r = train(TrainConfig(task=a.task, opt=opt, scale=a.scale, seed=a.seed, lr=a.lr, steps=a.steps,
-                              probe_every=a.probe_every))
-        print(f"{a.task}/{a.scale} {opt}: {r.status}, final loss {r.loss['loss'].iloc[-1]:.4f}, wall "
-              f"{r.provenance['wall_time_s']} s (probes {r.provenance['probe_time_s']} s), from store: "
-              f"{r.from_store}, {r.dir}", flush=True)
-        if len(r.rmed):
-            print(r.rmed.pivot_table(index="layer", columns="step", values="r_med").round(1).to_string(), flush=True)
-
-
-if __name__ == "__main__":
-    main()
 
 
 def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
@@ -468,6 +241,6 @@ def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor,
     try:
         model.load_state_dict(torch.load(f, weights_only=True))
     except Exception as e:  # noqa: BLE001 - unreadable weights: the run folder is damaged
-        raise CorruptRunError(f"{f}: the stored weights cannot be read ({_why(e)}); delete "
+        raise CorruptRunError(f"{f}: the stored weights cannot be read ({unreadable_reason(e)}); delete "
                               f"{result.dir} to compute the run again") from e
     return model.eval(), data.hessian_batch(cfg.seed, cfg.hessian_batch)

@@ -23,11 +23,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .bundle import find_run
-from .store import ResultStore, bundle_names, load_results
-from .tasks import LR_GRID, get_task
-from .trainer import RunResult, TrainConfig, train
-from .validation import SCALES, check_choice
+from ..runs.bundle import find_run
+from ..runs.store import ResultStore
+from ..runs.bundle import bundle_names
+from ..runs.results import load_results
+from ..tasks import LR_GRID, get_task
+from ..runs.config import RunResult, TrainConfig
+from ..runs.trainer import train
+from ..validation import SCALES, check_choice
 
 __all__ = ["Grid", "BundledRuns", "Tuning", "learning_rates", "run_grid", "seeds_for", "bundled_runs", "study_grid",
            "tuning_runs", "describe_grid", "setup_sentence"]
@@ -95,12 +98,12 @@ def run_grid(tasks: Sequence[str], opts: Sequence[str], seeds: Sequence[int], *,
              lr: dict[str, float] | None = None, store: ResultStore | None = None, progress: bool = True,
              **overrides) -> Grid:
     """Train (or load) every ``task × opt × seed`` at ``scale``. A run that a committed results
-    bundle holds (:func:`rmed_core.bundle.find_run`: the same configuration) is read from it, not
+    bundle holds (:func:`rmed_core.runs.bundle.find_run`: the same configuration) is read from it, not
     trained; its provenance names the bundle.
 
     Args:
         lr: learning rate per optimizer; others take the task's tuned value.
-        **overrides: further :class:`~rmed_core.trainer.TrainConfig` fields (``steps``,
+        **overrides: further :class:`~rmed_core.runs.config.TrainConfig` fields (``steps``,
             ``device``, ``probe_top_eig``...), the same for every run.
     """
     configs = [TrainConfig(task=t, opt=o, seed=s, scale=scale, lr=(lr or {}).get(o), **overrides)
@@ -133,13 +136,13 @@ class BundledRuns:
     task: str
     lr: dict[str, float]  #: the learning rate of each optimizer held
     seeds: list[int]  #: the seeds held under every one of those optimizers
-    config: dict[str, Any]  #: the other :class:`~rmed_core.trainer.TrainConfig` fields (steps, probe schedule...)
+    config: dict[str, Any]  #: the other :class:`~rmed_core.runs.config.TrainConfig` fields (steps, probe schedule...)
 
 
 def bundled_runs(task: str, scale: str, opts: Sequence[str]) -> BundledRuns | None:
     """The study of ``task`` that the results bundle named ``scale`` holds: its *probed* runs (the
     tuning sweeps do not probe) under ``opts``, for each optimizer at the learning rate it holds
-    with the most seeds. ``None`` when there is no such bundle under :data:`rmed_core.store.BUNDLES`
+    with the most seeds. ``None`` when there is no such bundle under :data:`rmed_core.runs.bundle.BUNDLES`
     (``$RMED_BUNDLES``) or it holds no probed run of ``task`` under any of ``opts``."""
     if scale not in bundle_names():
         return None

@@ -29,14 +29,13 @@ model, or one kind of tensor), fixed before any result is read:
 **The control** (a CNN, where no gap is expected) is an equivalence statement by two one-sided
 tests (Schuirmann 1987): see :func:`equivalence` and :func:`control_statement`.
 
-**The rule's error rates** come from :func:`simulate_rule`, :func:`verdict_fpr` and
-:func:`verdict_power`, with the spread either taken from the published table or measured in a
-study by :func:`spread_from_study`.
+**The rule's error rates** come from :mod:`rmed_core.study.error_rates`; the units
+:math:`y_{ks}` from :func:`rmed_core.study.units.log_ratios`.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -44,40 +43,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ALPHA", "DEFAULT_MARGIN", "KINDS", "Claim", "Equivalence", "min_seeds", "tensor_kind", "tensor_role",
-           "log_ratios", "sign_flip_p", "claim", "claims_by_kind", "equivalence", "equivalence_by_kind", "control_statement",
-           "simulate_rule", "verdict_fpr", "verdict_power", "published_spread", "spread_from_study"]
+from ..kinds import KINDS, tensor_kind
+
+__all__ = ["ALPHA", "DEFAULT_MARGIN", "Claim", "Equivalence", "min_seeds", "sign_flip_p", "claim", "claims_by_kind",
+           "equivalence", "equivalence_by_kind", "control_statement", "verdict", "rank_trend", "check_count",
+           "check_level", "sign_flip_rows"]
 
 #: The level of every test of this module.
 ALPHA = 0.05
+
+
 #: The equivalence margin for the control: a ratio within [1/1.5, 1.5] counts as "no gap". This is
 #: the project's choice (the paper states none); pass another ``margin`` to :func:`equivalence`.
 DEFAULT_MARGIN = 1.5
-#: The kinds of parameter tensor, as :func:`tensor_kind` names them.
-KINDS = ("embedding", "attention", "MLP", "LayerNorm", "output", "conv", "other")
+
+
 #: The most seeds for which the sign-flip test enumerates its 2^S patterns.
 MAX_EXACT_SEEDS = 20
+
+
 NOT_TESTABLE = "not testable"
 
 
-# -- checks ------------------------------------------------------------------------------------------
-def _count(name: str, value: Any, least: int = 1) -> int:
+def check_count(name: str, value: Any, least: int = 1) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
         raise ValueError(f"{name}={value!r}: expected an integer >= {least}")
     return int(value)
 
 
-def _level(name: str, value: Any) -> float:
+def check_level(name: str, value: Any) -> float:
     if not (isinstance(value, (int, float)) and 0 < value < 1):
         raise ValueError(f"{name}={value!r}: expected a number strictly between 0 and 1")
     return float(value)
-
-
-def _sd(name: str, value: Any, n: int) -> np.ndarray:
-    arr = np.broadcast_to(np.asarray(value, dtype=float), (n,)) if np.ndim(value) == 0 else np.asarray(value, float)
-    if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"{name}={value!r}: expected a finite number >= 0, or {n} of them (one per tensor)")
-    return arr
 
 
 def min_seeds(alpha: float = ALPHA) -> int:
@@ -87,135 +84,7 @@ def min_seeds(alpha: float = ALPHA) -> int:
     >>> min_seeds(0.05), min_seeds(0.01)
     (5, 7)
     """
-    return max(1, math.ceil(math.log2(1 / _level("alpha", alpha)) - 1e-12))
-
-
-# -- tensor kinds ------------------------------------------------------------------------------------
-_BLOCK_PARTS = {"attn": "attention", "fc": "MLP", "out": "MLP", "ln1": "LayerNorm", "ln2": "LayerNorm"}
-
-
-def _module_kind(module: Any, *, output: bool, in_attention: bool) -> str:
-    from torch import nn
-
-    if isinstance(module, nn.Embedding):
-        return "embedding"
-    if isinstance(module, nn.LayerNorm):
-        return "LayerNorm"
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        return "conv"
-    if isinstance(module, nn.Linear):
-        return "output" if output else "attention" if in_attention else "MLP"
-    return "other"
-
-
-def _kind_in_model(model: Any, name: str) -> str:
-    from torch import nn
-
-    from .models import SelfAttention
-
-    path = name.rsplit(".", 1)[0] if "." in name else ""
-    try:
-        module = model.get_submodule(path)
-    except AttributeError as e:
-        raise ValueError(f"name={name!r}: the model has no module {path!r}") from e
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    parts = path.split(".") if path else []
-    in_attention = any(isinstance(model.get_submodule(".".join(parts[:i])), SelfAttention)
-                       for i in range(1, len(parts)))
-    return _module_kind(module, output=bool(linears) and module is linears[-1], in_attention=in_attention)
-
-
-@lru_cache(maxsize=1)
-def _cnn_layout() -> dict[int, str]:
-    """The kind of each numbered layer of the project's CNN (an ``nn.Sequential``, whose parameter
-    names are ``<position>.weight``), read from a tiny instance of :class:`~rmed_core.models.CNN`."""
-    from .models import CNN
-
-    net = CNN(1, 2, width=1, size=4)
-    return {int(i): tensor_kind(f"{i}.weight", net) for i, m in net.named_children()
-            if any(True for _ in m.parameters(recurse=False))}
-
-
-def tensor_kind(name: str, model: Any = None) -> str:
-    """The kind of parameter tensor ``name``: one of :data:`KINDS`.
-
-    Without ``model``, from the names of the project's models (:mod:`rmed_core.models`):
-    ``tok.*``, ``pos.*`` embedding; ``blocks.<i>.attn.{q,k,v,proj}.*`` attention;
-    ``blocks.<i>.{fc,out}.*`` MLP; ``blocks.<i>.{ln1,ln2}.*``, ``ln_f.*`` LayerNorm; ``head.*``
-    output; ``<i>.*`` the layers of :class:`~rmed_core.models.CNN` (convolutions, then the
-    classifier as output); anything else ``other``. With ``model`` (an ``nn.Module``), from the
-    type of the module that holds the tensor: the last ``nn.Linear`` of the model is the output.
-
-    >>> [tensor_kind(n) for n in ("tok.weight", "blocks.0.attn.k.bias", "blocks.1.out.weight", "ln_f.bias")]
-    ['embedding', 'attention', 'MLP', 'LayerNorm']
-    """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name={name!r}: expected a parameter name such as 'blocks.0.attn.q.weight'")
-    if model is not None:
-        return _kind_in_model(model, name)
-    parts = name.split(".")
-    if len(parts) < 2:
-        return "other"
-    if parts[0] in ("tok", "pos"):
-        return "embedding"
-    if parts[0] == "head":
-        return "output"
-    if parts[0] == "ln_f":
-        return "LayerNorm"
-    if parts[0] == "blocks" and len(parts) >= 4:
-        return _BLOCK_PARTS.get(parts[2], "other")
-    if parts[0].isdigit() and len(parts) == 2:
-        return _cnn_layout().get(int(parts[0]), "other")
-    return "other"
-
-
-def tensor_role(name: str) -> str:
-    """``"bias"`` when the last part of the parameter name is ``bias``, ``"weight"`` otherwise
-    (LayerNorm scales and embedding tables included)."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name={name!r}: expected a parameter name such as 'blocks.0.attn.q.weight'")
-    return "bias" if name.rsplit(".", 1)[-1] == "bias" else "weight"
-
-
-# -- the units -------------------------------------------------------------------------------------
-def log_ratios(rmed: pd.DataFrame, *, num: str = "sgdm", den: str = "adam", steps: Sequence[int] | None = None,
-               by: Sequence[str] = ("task", "layer_index", "layer")) -> pd.DataFrame:
-    """The units :math:`y_{ks} = \\log(R_{med}(num) / R_{med}(den))`, one row per tensor, step and
-    seed probed under both optimizers (the two runs of a seed share initialisation and data order).
-
-    Args:
-        rmed: columns ``opt, seed, step, r_med, layer`` and those of ``by`` (as
-            :func:`rmed_core.load_results` ``("rmed")`` returns), one run per optimizer and seed.
-        steps: the steps to keep (default: every step probed under both).
-
-    Returns:
-        Columns ``*by, step, seed, kind, role, ratio, y``. A unit whose R_med is undefined or
-        infinite under either optimizer keeps its row with a non-finite ``y``: :func:`claim` leaves
-        it out and counts it.
-    """
-    keys = list(dict.fromkeys([*by, "layer", "step", "seed"]))
-    missing = {"opt", "r_med", *keys} - set(rmed.columns)
-    if missing:
-        raise ValueError(f"rmed: the table lacks columns {sorted(missing)}")
-    sides = []
-    for opt in (num, den):
-        side = rmed[rmed.opt == opt]
-        if side.duplicated(keys).any():
-            raise ValueError(f"rmed: several rows per {tuple(keys)} under opt={opt!r} (several learning rates or "
-                             "scales?); filter the table to one run per optimizer and seed")
-        sides.append(side.set_index(keys)["r_med"].astype(float))
-    paired = pd.concat(sides, axis=1, keys=["a", "b"], join="inner").reset_index()
-    if steps is not None:
-        paired = paired[paired.step.isin(list(steps))]
-    if paired.empty:
-        raise ValueError(f"rmed: no (layer, step, seed) probed under both {num!r} and {den!r}"
-                         + (f" at steps {list(steps)}" if steps is not None else ""))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = paired.a / paired.b
-        y = np.log(ratio.where(ratio > 0))
-    out = paired[keys].assign(kind=paired.layer.map(lambda n: tensor_kind(str(n))),
-                              role=paired.layer.map(lambda n: tensor_role(str(n))), ratio=ratio, y=y)
-    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+    return max(1, math.ceil(math.log2(1 / check_level("alpha", alpha)) - 1e-12))
 
 
 def _seed_means(data: pd.DataFrame | Sequence[float]) -> tuple[np.ndarray, int, int]:
@@ -240,7 +109,6 @@ def _seed_means(data: pd.DataFrame | Sequence[float]) -> tuple[np.ndarray, int, 
     return m, int((~finite).sum()), n_tensors
 
 
-# -- the test --------------------------------------------------------------------------------------
 @lru_cache(maxsize=8)
 def _sign_patterns(n: int) -> np.ndarray:
     """All :math:`2^n` sign vectors, ``(2**n, n)`` of ±1 (the first one all +1)."""
@@ -248,7 +116,7 @@ def _sign_patterns(n: int) -> np.ndarray:
     return (1 - 2 * bits).astype(float)
 
 
-def _sign_flip_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sign_flip_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One-sided exact sign-flip p-values (greater, less) of each row of ``m`` ``(R, S)``."""
     n = m.shape[1]
     if n > MAX_EXACT_SEEDS:
@@ -279,7 +147,7 @@ def sign_flip_p(m: Sequence[float], alternative: str = "greater") -> float:
     arr = np.asarray(m, dtype=float).ravel()
     if arr.size < 1 or not np.all(np.isfinite(arr)):
         raise ValueError(f"m={m!r}: expected at least one finite value")
-    p_g, p_l = _sign_flip_rows(arr[None, :])
+    p_g, p_l = sign_flip_rows(arr[None, :])
     return float(p_g[0] if alternative == "greater" else p_l[0])
 
 
@@ -334,12 +202,12 @@ def claim(data: pd.DataFrame | Sequence[float], *, alpha: float = ALPHA) -> Clai
     >>> claim([0.3, 0.5, 0.1, 0.4]).verdict
     'not testable: 4 seeds < 5'
     """
-    alpha = _level("alpha", alpha)
+    alpha = check_level("alpha", alpha)
     m, dropped, n_tensors = _seed_means(data)
     if m.size == 0:
         return Claim(f"{NOT_TESTABLE}: 0 seeds < {min_seeds(alpha)}", math.nan, math.nan, math.nan, math.nan,
                      math.nan, 0, n_tensors, dropped, ())
-    p_g, p_l = (float(p[0]) for p in _sign_flip_rows(m[None, :]))
+    p_g, p_l = (float(p[0]) for p in sign_flip_rows(m[None, :]))
     lo, hi = _t_interval(m, 0.95)
     return Claim(_decide(p_g, p_l, m.size, alpha), math.exp(m.mean()), math.exp(lo), math.exp(hi), p_g, p_l,
                  int(m.size), n_tensors, dropped, tuple(float(v) for v in m))
@@ -374,7 +242,6 @@ def claims_by_kind(units: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-# -- the control ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Equivalence:
     """Whether the geometric-mean ratio lies within ``[1/margin, margin]`` (TOST)."""
@@ -408,7 +275,7 @@ def equivalence(data: pd.DataFrame | Sequence[float], *, margin: float = DEFAULT
     >>> equivalence([0.05, -0.02, 0.01, 0.03, -0.04]).verdict
     'equivalent'
     """
-    alpha = _level("alpha", alpha)
+    alpha = check_level("alpha", alpha)
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 1):
         raise ValueError(f"margin={margin!r}: expected a number > 1 (the ratio's bounds are 1/margin and margin)")
     m, dropped, n_tensors = _seed_means(data)
@@ -464,126 +331,37 @@ def control_statement(language_model: Claim, cnn: Equivalence) -> str:
             f"so the CNN is not a control; on its own, {own} ({cnn_ci}).")
 
 
-# -- the rule's error rates, by simulation ---------------------------------------------------------
-def simulate_rule(n_seeds: int, n_tensors: int, log_effect: float | Sequence[float] = 0.0, seed_sd: float = 0.3,
-                  tensor_sd: float | Sequence[float] = 0.3, n_sims: int = 2000, rng_seed: int = 0, *,
-                  rule: Callable[[np.ndarray], bool] | None = None, alpha: float = ALPHA) -> float:
-    """The rate at which a rule says ``reproduced`` on simulated studies:
-    :math:`y_{ks} = \\mu_k + a_s + e_{ks}`, :math:`a_s \\sim N(0, \\mathrm{seed\\_sd}^2)` shared by all
-    tensors of seed :math:`s` (the tensors of one seed are correlated),
-    :math:`e_{ks} \\sim N(0, \\mathrm{tensor\\_sd}_k^2)`, all independent.
+def verdict(log_ratio_by_seed: Sequence[float]) -> str:
+    """The verdict on "the ratio exceeds 1" from one log-ratio (or mean log-ratio over tensors) per
+    seed: the rule of :func:`claim` (exact one-sided sign-flip test over seeds at
+    0.05): ``reproduced``, ``opposite``, ``not shown``, or ``not testable: S seeds < 5``."""
+    return claim(log_ratio_by_seed).verdict
 
-    Args:
-        log_effect: :math:`\\mu_k`, one number or one per tensor.
-        tensor_sd: one number or one per tensor.
-        rule: a function of one study's ``y`` (``(n_seeds, n_tensors)``) returning whether it claims
-            the effect; default: :func:`claim`'s verdict is ``reproduced``.
+
+def rank_trend(x: Sequence[float], y: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000,
+               seed: int = 0) -> dict[str, float]:
+    """Spearman's rank correlation of ``y`` with ``x`` and a percentile bootstrap interval
+    (pairs resampled with replacement; ``resamples`` draws, seeded).
+
+    Returns ``rho``, ``lower``, ``upper``, ``n`` and ``trend``: ``"increasing"`` when the interval
+    lies above 0, ``"decreasing"`` when below, ``"none detected"`` otherwise.
+
+    >>> r = rank_trend([1, 2, 3, 4, 5, 6], [1.0, 2.1, 2.9, 4.2, 5.0, 6.3])
+    >>> r["rho"], r["trend"]
+    (1.0, 'increasing')
     """
-    n_seeds, n_tensors = _count("n_seeds", n_seeds), _count("n_tensors", n_tensors)
-    n_sims, alpha = _count("n_sims", n_sims), _level("alpha", alpha)
-    mu = np.broadcast_to(np.asarray(log_effect, float), (n_tensors,)) if np.ndim(log_effect) == 0 \
-        else np.asarray(log_effect, float)
-    if mu.shape != (n_tensors,) or not np.all(np.isfinite(mu)):
-        raise ValueError(f"log_effect={log_effect!r}: expected a finite number, or {n_tensors} of them")
-    seed_sd = float(_sd("seed_sd", seed_sd, 1)[0])
-    tensor_sd = _sd("tensor_sd", tensor_sd, n_tensors)
-    rng = np.random.default_rng(rng_seed)
-    y = (mu[None, None, :] + seed_sd * rng.standard_normal((n_sims, n_seeds, 1))
-         + tensor_sd[None, None, :] * rng.standard_normal((n_sims, n_seeds, n_tensors)))
-    if rule is not None:
-        return float(np.mean([bool(rule(study)) for study in y]))
-    if n_seeds < min_seeds(alpha):
-        return 0.0  # the rule refuses to claim: "not testable"
-    p_greater, _ = _sign_flip_rows(y.mean(axis=2))
-    return float(np.mean(p_greater <= alpha))
+    from scipy.stats import spearmanr
 
-
-def verdict_fpr(n_seeds: int, n_tensors: int, seed_sd: float, tensor_sd: float | Sequence[float],
-                n_sims: int = 2000, rng_seed: int = 0, *, rule: Callable[[np.ndarray], bool] | None = None,
-                alpha: float = ALPHA) -> float:
-    """The false "reproduced" rate of the rule when there is no effect (:func:`simulate_rule` with
-    ``log_effect=0``). For a symmetric null it is :math:`2^{-S}\\lfloor \\alpha 2^S \\rfloor`
-    (1/32 with 5 seeds)."""
-    return simulate_rule(n_seeds, n_tensors, 0.0, seed_sd, tensor_sd, n_sims, rng_seed, rule=rule, alpha=alpha)
-
-
-def published_spread(step: int = 750, published: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The published effect and spread at iteration ``step``, in log space: ``log_effect`` =
-    :math:`\\log(\\text{paper mean})` and ``log_sd`` = paper std / paper mean, the per-run spread of
-    the log-ratio by the delta method (:math:`\\mathrm{sd}(\\log X) \\approx \\mathrm{sd}(X)/E[X]`).
-
-    Args:
-        published: a table like :data:`rmed_core.analysis.PUBLISHED_RATIOS` (the default).
-    """
-    if published is None:
-        from .analysis import PUBLISHED_RATIOS as published
-    missing = {"layer_index", "step", "paper_mean", "paper_std"} - set(published.columns)
-    if missing:
-        raise ValueError(f"published: the table lacks columns {sorted(missing)}")
-    rows = published[published.step == step]
-    if rows.empty:
-        raise ValueError(f"step={step!r}: the published table has iterations {sorted(published.step.unique())}")
-    return pd.DataFrame({"layer_index": rows.layer_index.to_numpy(), "log_effect": np.log(rows.paper_mean.to_numpy()),
-                         "log_sd": (rows.paper_std / rows.paper_mean).to_numpy()})
-
-
-def verdict_power(n_seeds: int, *, step: int = 750, n_tensors: int | None = None, shared: float = 1.0,
-                  seed_sd: float | None = None, tensor_sd: float | Sequence[float] | None = None,
-                  n_sims: int = 2000, rng_seed: int = 0, rule: Callable[[np.ndarray], bool] | None = None,
-                  alpha: float = ALPHA, published: pd.DataFrame | None = None) -> float:
-    """The rate at which the rule says ``reproduced`` at the published effect of iteration ``step``
-    (:func:`published_spread`): :math:`\\mu_k` the published log-means, repeated to ``n_tensors``
-    when given (default: the published tensors).
-
-    The published std is the per-run spread of each tensor alone; how much of it the tensors of one
-    run share is not published. ``shared`` is that fraction of the variance: the seed-level sd is
-    :math:`\\sqrt{\\mathrm{shared}}` times the root-mean-square published ``log_sd`` and the
-    per-tensor sd is :math:`\\sqrt{1 - \\mathrm{shared}}` times each tensor's ``log_sd``.
-    ``shared=1`` (the default) is the least favourable case: averaging over tensors then removes no
-    noise. Pass ``seed_sd`` and ``tensor_sd`` (e.g. from :func:`spread_from_study`) instead to use
-    a measured spread.
-    """
-    spread = published_spread(step, published)
-    n = len(spread) if n_tensors is None else _count("n_tensors", n_tensors)
-    mu, sd = np.resize(spread.log_effect.to_numpy(), n), np.resize(spread.log_sd.to_numpy(), n)
-    if (seed_sd is None) != (tensor_sd is None):
-        raise ValueError("seed_sd, tensor_sd: pass both (a measured spread) or neither (the published one)")
-    if seed_sd is None:
-        if not (isinstance(shared, (int, float)) and 0 <= shared <= 1):
-            raise ValueError(f"shared={shared!r}: expected a fraction between 0 and 1")
-        seed_sd, tensor_sd = math.sqrt(shared * float(np.mean(sd ** 2))), math.sqrt(1 - shared) * sd
-    return simulate_rule(n_seeds, n, mu, seed_sd, tensor_sd, n_sims, rng_seed, rule=rule, alpha=alpha)
-
-
-def spread_from_study(y: pd.DataFrame) -> dict[str, float]:
-    """The seed-level and per-tensor sds of a study's log-ratios, for :func:`simulate_rule`.
-
-    The random-effects decomposition of :math:`y_{ks} = \\mu_k + a_s + e_{ks}` by two-way ANOVA
-    without replication, on the tensors defined in every seed: the within variance
-    :math:`\\hat\\sigma_e^2 = \\sum_{ks} (y_{ks} - \\bar y_{k\\cdot} - \\bar y_{\\cdot s} + \\bar y)^2 / ((S-1)(K-1))`
-    and, since :math:`\\mathrm{Var}(m_s) = \\sigma_a^2 + \\sigma_e^2/K`, the seed-level variance
-    :math:`\\hat\\sigma_a^2 = \\max(0, \\mathrm{var}(m_s) - \\hat\\sigma_e^2/K)`.
-
-    Args:
-        y: columns ``seed, layer, y`` (one step of one task: a selection of :func:`log_ratios`).
-
-    Returns:
-        ``seed_sd, tensor_sd, n_seeds, n_tensors`` and ``n_left_out`` (tensors without a finite
-        unit in every seed).
-    """
-    missing = {"seed", "layer", "y"} - set(y.columns)
-    if missing:
-        raise ValueError(f"y: the table lacks columns {sorted(missing)}")
-    if y.duplicated(["seed", "layer"]).any():
-        raise ValueError("y: several rows per (seed, layer); one unit per tensor and seed")
-    wide = y.pivot(index="seed", columns="layer", values="y").astype(float)
-    complete = wide.loc[:, np.isfinite(wide).all(axis=0)]
-    n_seeds, n_tensors = complete.shape
-    if n_seeds < 2 or n_tensors < 2:
-        raise ValueError(f"y: {n_seeds} seeds and {n_tensors} tensors defined in every seed; need at least 2 of each")
-    a = complete.to_numpy()
-    resid = a - a.mean(axis=1, keepdims=True) - a.mean(axis=0, keepdims=True) + a.mean()
-    within = float((resid ** 2).sum()) / ((n_seeds - 1) * (n_tensors - 1))
-    between = float(np.var(a.mean(axis=1), ddof=1))
-    return {"seed_sd": math.sqrt(max(0.0, between - within / n_tensors)), "tensor_sd": math.sqrt(within),
-            "n_seeds": n_seeds, "n_tensors": n_tensors, "n_left_out": int(wide.shape[1] - n_tensors)}
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    rho = float(spearmanr(x, y).statistic)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(x), len(x))
+        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
+            boot.append(spearmanr(x[i], y[i]).statistic)
+    lower, upper = (float(q) for q in np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    trend = "increasing" if lower > 0 else "decreasing" if upper < 0 else "none detected"
+    return {"rho": rho, "lower": lower, "upper": upper, "n": int(len(x)), "trend": trend}

@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rmed_core.analysis import PUBLISHED_RATIOS, compare_with_published, ratio_table, rmed_parts, verdict
+from rmed_core.study.published import PUBLISHED_RATIOS, compare_with_published
+from rmed_core.study.units import ratio_table, rmed_parts
+from rmed_core.study.verdict import verdict
 
 
 def _table():
@@ -20,7 +22,7 @@ def test_ratio_table_pairs_by_seed():
     assert (out.n_seeds.iloc[0], out.n_above_1.iloc[0]) == (3, 2)
 
 
-def test_verdicts():  # the rule of rmed_core.verdict.claim on one log-ratio per seed
+def test_verdicts():  # the rule of rmed_core.study.verdict.claim on one log-ratio per seed
     assert verdict([0.7, 0.1, 0.4, 0.2, 0.9]) == "reproduced"
     assert verdict([0.7, -0.1, 0.4, 0.2, 0.9]) == "not shown"
     assert verdict([-0.7, -0.1, -0.4, -0.2, -0.9]) == "opposite"

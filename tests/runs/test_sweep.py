@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
-from rmed_core.store import ResultStore, load_results
-from rmed_core.sweep import plan, run_sweep, start_client
-from rmed_core.sweep_spec import RunPoint, SpecError, Sweep, load_spec, parse_spec
-from rmed_core.trainer import train
+from rmed_core.runs.store import ResultStore
+from rmed_core.runs.results import load_results
+from rmed_core.runs.sweep import plan, run_sweep, start_client
+from rmed_core.runs.sweep_spec import RunPoint, SpecError, Sweep, load_spec, parse_spec
+from rmed_core.runs.trainer import train
 
 
 def write_spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:

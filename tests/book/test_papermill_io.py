@@ -76,7 +76,7 @@ def test_other_paths_are_left_to_papermill(tmp_path):
     (the same instance, so papermill's --cwd applies), and no prefix such as "/" is registered."""
     from papermill.iorw import LocalHandler, papermill_io
 
-    from rmed_core.papermill_io import JupytextLocalHandler
+    from rmed_core.book.papermill_io import JupytextLocalHandler
 
     schemes = [scheme for scheme, _ in papermill_io._handlers]
     assert "/" not in schemes and "notebooks/" not in schemes, schemes

@@ -4,8 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rmed_core.store import ResultStore, load_results
-from rmed_core.trainer import TrainConfig, train
+from rmed_core.runs.store import ResultStore
+from rmed_core.runs.results import load_results
+from rmed_core.runs.config import TrainConfig
+from rmed_core.runs.trainer import train
 
 FAST = dict(task="ptb_lm", scale="ci", steps=10, probe_steps=(0, 10))
 
@@ -90,7 +92,7 @@ def test_rmed_table_names_layers_and_indices(tmp_path):
 
 
 def test_command_line_opt_is_a_list_of_names():
-    from rmed_core.trainer import _parser
+    from rmed_core.cli import _parser
 
-    assert _parser().parse_args([]).opt == ["adam"]
-    assert _parser().parse_args(["--opt", "adam", "sgdm"]).opt == ["adam", "sgdm"]
+    assert _parser().parse_args(["train"]).opt == ["adam"]
+    assert _parser().parse_args(["train", "--opt", "adam", "sgdm"]).opt == ["adam", "sgdm"]

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from rmed_core.bundle import ReproductionError, bundle_provenance, check_reproduces, export_bundle, read_bundle
-from rmed_core.store import ResultStore
-from rmed_core.sweep_spec import load_spec
-from rmed_core.trainer import train
+from rmed_core.runs.bundle import ReproductionError, bundle_provenance, check_reproduces, export_bundle, read_bundle
+from rmed_core.runs.store import ResultStore
+from rmed_core.runs.sweep_spec import load_spec
+from rmed_core.runs.trainer import train
 
 SPEC = """
 scale: ci
@@ -77,7 +77,7 @@ def test_reproduction_check_passes_and_fails_when_a_number_moves(bundle):
 
 
 def test_a_run_the_bundle_holds_is_read_not_trained(bundle):
-    from rmed_core.bundle import find_run
+    from rmed_core.runs.bundle import find_run
 
     cfg = load_spec_points(bundle)[0].config
     hit = find_run(cfg, root=bundle)

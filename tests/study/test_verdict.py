@@ -10,9 +10,14 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from rmed_core import verdict as v
-from rmed_core.analysis import PUBLISHED_RATIOS, compare_with_published, ratio_table
-from rmed_core.analysis import verdict as analysis_verdict
+from rmed_core import kinds
+from rmed_core.study import error_rates as er
+from rmed_core.study import published as pub
+from rmed_core.study import units as un
+from rmed_core.study import verdict as v
+from rmed_core.study.published import PUBLISHED_RATIOS, compare_with_published
+from rmed_core.study.units import ratio_table
+from rmed_core.study.verdict import verdict as analysis_verdict
 
 N_SIMS = 2000
 
@@ -36,37 +41,37 @@ def _units(seed_means, n_tensors: int = 3, spread: float = 0.2, seed: int = 0) -
 
 # (1) under no effect the rule errs at most at its level; the old rule far more often ---------------
 def test_false_reproduced_rate_under_no_effect_is_at_most_the_level():
-    fpr = v.verdict_fpr(5, 30, seed_sd=0.3, tensor_sd=0.5, n_sims=N_SIMS, rng_seed=1)
+    fpr = er.verdict_fpr(5, 30, seed_sd=0.3, tensor_sd=0.5, n_sims=N_SIMS, rng_seed=1)
     se = math.sqrt((1 / 32) * (31 / 32) / N_SIMS)
     assert fpr <= 0.05 and abs(fpr - 1 / 32) < 4 * se  # exactly 1/32 for a symmetric null with 5 seeds
     # the same simulated studies under the old rule: the test can fail
-    old = v.verdict_fpr(5, 3, seed_sd=0.3, tensor_sd=0.5, n_sims=N_SIMS, rng_seed=1, rule=_old_rule)
+    old = er.verdict_fpr(5, 3, seed_sd=0.3, tensor_sd=0.5, n_sims=N_SIMS, rng_seed=1, rule=_old_rule)
     assert old > 0.5
-    assert v.verdict_fpr(5, 3, seed_sd=0.3, tensor_sd=0.5, n_sims=N_SIMS, rng_seed=1) <= 0.05
+    assert er.verdict_fpr(5, 3, seed_sd=0.3, tensor_sd=0.5, n_sims=N_SIMS, rng_seed=1) <= 0.05
 
 
 def test_the_simulated_rule_is_claim():
     # the same simulated studies, judged by the vectorised default and by claim() one at a time
     args = (5, 4, 0.1, 0.3, 0.3, 300, 7)
-    by_claim = v.simulate_rule(*args, rule=lambda y: v.claim(y.mean(axis=1)).verdict == "reproduced")
-    assert v.simulate_rule(*args) == by_claim and 0 < by_claim < 1
+    by_claim = er.simulate_rule(*args, rule=lambda y: v.claim(y.mean(axis=1)).verdict == "reproduced")
+    assert er.simulate_rule(*args) == by_claim and 0 < by_claim < 1
 
 
 # (2) power at the published effect --------------------------------------------------------------
 def test_power_at_the_published_effect_with_five_seeds():
     # iteration 750: at least 0.80 however much of the published spread the tensors of a run share
-    assert v.verdict_power(5, step=750, shared=1.0, n_sims=N_SIMS, rng_seed=2) >= 0.80
-    assert v.verdict_power(5, step=750, shared=0.0, n_sims=N_SIMS, rng_seed=2) >= 0.80
+    assert er.verdict_power(5, step=750, shared=1.0, n_sims=N_SIMS, rng_seed=2) >= 0.80
+    assert er.verdict_power(5, step=750, shared=0.0, n_sims=N_SIMS, rng_seed=2) >= 0.80
     # iteration 1250: at least 0.80 when the tensors' noise is independent
-    assert v.verdict_power(5, step=1250, shared=0.0, n_sims=N_SIMS, rng_seed=2) >= 0.80
+    assert er.verdict_power(5, step=1250, shared=0.0, n_sims=N_SIMS, rng_seed=2) >= 0.80
 
 
 def test_power_matches_its_closed_form_when_all_noise_is_shared():
     # shared=1: m_s = mean(mu) + a_s, and with 5 seeds the rule rejects exactly when every m_s > 0
-    spread = v.published_spread(1250)
+    spread = pub.published_spread(1250)
     z = spread.log_effect.mean() / math.sqrt((spread.log_sd ** 2).mean())
     exact = norm.cdf(z) ** 5
-    power = v.verdict_power(5, step=1250, shared=1.0, n_sims=N_SIMS, rng_seed=4)
+    power = er.verdict_power(5, step=1250, shared=1.0, n_sims=N_SIMS, rng_seed=4)
     assert abs(power - exact) < 4 * math.sqrt(exact * (1 - exact) / N_SIMS)
     assert 0.5 < exact < 0.7  # at iteration 1250 the rule may miss the published effect
 
@@ -78,13 +83,13 @@ def test_spread_from_study_recovers_the_simulated_components():
     y = rng.normal(0, 1, n_tensors)[None, :] + a + rng.normal(0, 0.2, (n_seeds, n_tensors))
     units = pd.DataFrame([dict(seed=s, layer=f"t{k}", y=y[s, k]) for s in range(n_seeds) for k in range(n_tensors)])
     units.loc[0, "y"] = np.nan  # a tensor undefined in one seed is left out
-    got = v.spread_from_study(units)
+    got = er.spread_from_study(units)
     assert got["n_left_out"] == 1 and got["n_tensors"] == n_tensors - 1 and got["n_seeds"] == n_seeds
     assert got["tensor_sd"] == pytest.approx(0.2, rel=0.1)
     assert got["seed_sd"] == pytest.approx(np.std(a, ddof=1), rel=0.1)
     # no seed-level component: clipped at 0, not negative
     flat = units.assign(y=rng.normal(0, 0.2, len(units)))
-    assert v.spread_from_study(flat)["seed_sd"] >= 0
+    assert er.spread_from_study(flat)["seed_sd"] >= 0
 
 
 # (3) fewer than 5 seeds: the rule refuses to claim -----------------------------------------------
@@ -93,7 +98,7 @@ def test_four_seeds_are_not_testable():
     c = v.claim(huge)
     assert c.verdict == "not testable: 4 seeds < 5" and c.ratio > 10
     assert analysis_verdict(huge) == c.verdict
-    assert v.simulate_rule(4, 10, log_effect=3.0, seed_sd=0.1, tensor_sd=0.1, n_sims=100) == 0.0
+    assert er.simulate_rule(4, 10, log_effect=3.0, seed_sd=0.1, tensor_sd=0.1, n_sims=100) == 0.0
     assert v.min_seeds(0.05) == 5 and 2.0 ** -v.min_seeds(0.05) <= 0.05 < 2.0 ** -(v.min_seeds(0.05) - 1)
     assert v.claim([]).verdict == "not testable: 0 seeds < 5"
 
@@ -161,21 +166,22 @@ def test_every_parameter_of_the_project_models_has_a_known_kind():
               CNN(1, 10, width=2, size=8), CNN(3, 4, width=1, size=4, activation="tanh", pool="avg")]
     for model in models:
         for name, _ in model.named_parameters():
-            kind = v.tensor_kind(name)
-            assert kind in v.KINDS and kind != "other", name
-            assert kind == v.tensor_kind(name, model), name  # the name agrees with the module's type
-            assert v.tensor_role(name) == name.rsplit(".", 1)[-1]
+            kind = kinds.tensor_kind(name)
+            assert kind in kinds.KINDS and kind != "other", name
+            assert kind == kinds.tensor_kind(name, model), name  # the name agrees with the module's type
+            assert kinds.tensor_role(name) == name.rsplit(".", 1)[-1]
     expected = {"tok.weight": "embedding", "pos.weight": "embedding", "blocks.0.attn.q.weight": "attention",
                 "blocks.0.attn.k.bias": "attention", "blocks.0.attn.proj.weight": "attention",
                 "blocks.1.ln1.weight": "LayerNorm", "blocks.0.fc.weight": "MLP", "blocks.0.out.bias": "MLP",
                 "ln_f.weight": "LayerNorm", "head.weight": "output", "0.weight": "conv", "3.bias": "conv",
                 "7.weight": "output", "whatever": "other"}
-    assert {n: v.tensor_kind(n) for n in expected} == expected
+    assert {n: kinds.tensor_kind(n) for n in expected} == expected
 
 
 # the store's output is what ratio_table reads --------------------------------------------------
 def test_ratio_table_accepts_load_results(tmp_path):
-    from rmed_core.store import ResultStore, load_results
+    from rmed_core.runs.store import ResultStore
+    from rmed_core.runs.results import load_results
 
     store = ResultStore(tmp_path)
     names = ["tok.weight", "blocks.0.attn.k.bias", "head.weight"]
@@ -195,7 +201,7 @@ def test_ratio_table_accepts_load_results(tmp_path):
     table = compare_with_published(ratios, {750: 750, 1250: 750})
     assert len(table) == len(PUBLISHED_RATIOS) and (table.verdict == "reproduced").all()
     assert (table.p == 1 / 32).all() and table["this project (all tensors)"].iloc[0].startswith("2.00")
-    units = v.log_ratios(loaded)
+    units = un.log_ratios(loaded)
     assert v.claim(units).n_dropped == 1
     assert compare_with_published(units, {750: 750, 1250: 750}).verdict.tolist() == table.verdict.tolist()
     assert (compare_with_published(ratios).verdict.iloc[1::2] == "no data").all()  # no probe at step 1250
@@ -203,25 +209,25 @@ def test_ratio_table_accepts_load_results(tmp_path):
 
 # (7) bad input names the parameter --------------------------------------------------------------
 @pytest.mark.parametrize("call, name", [
-    (lambda: v.simulate_rule(0, 3), "n_seeds"),
-    (lambda: v.simulate_rule(5, 0), "n_tensors"),
-    (lambda: v.simulate_rule(5, 3, n_sims=0), "n_sims"),
-    (lambda: v.simulate_rule(5, 3, log_effect=[0.1, 0.2]), "log_effect"),
-    (lambda: v.simulate_rule(5, 3, seed_sd=-1.0), "seed_sd"),
-    (lambda: v.simulate_rule(5, 3, tensor_sd=[0.1, 0.2]), "tensor_sd"),
-    (lambda: v.verdict_fpr(5, 3, 0.3, 0.3, alpha=1.5), "alpha"),
-    (lambda: v.verdict_power(5, shared=2.0), "shared"),
-    (lambda: v.verdict_power(5, seed_sd=0.3), "seed_sd"),
-    (lambda: v.verdict_power(5, step=999), "step"),
+    (lambda: er.simulate_rule(0, 3), "n_seeds"),
+    (lambda: er.simulate_rule(5, 0), "n_tensors"),
+    (lambda: er.simulate_rule(5, 3, n_sims=0), "n_sims"),
+    (lambda: er.simulate_rule(5, 3, log_effect=[0.1, 0.2]), "log_effect"),
+    (lambda: er.simulate_rule(5, 3, seed_sd=-1.0), "seed_sd"),
+    (lambda: er.simulate_rule(5, 3, tensor_sd=[0.1, 0.2]), "tensor_sd"),
+    (lambda: er.verdict_fpr(5, 3, 0.3, 0.3, alpha=1.5), "alpha"),
+    (lambda: er.verdict_power(5, shared=2.0), "shared"),
+    (lambda: er.verdict_power(5, seed_sd=0.3), "seed_sd"),
+    (lambda: er.verdict_power(5, step=999), "step"),
     (lambda: v.equivalence([0.1, 0.2], margin=1.0), "margin"),
     (lambda: v.equivalence([0.1, 0.2], margin=0.5), "margin"),
     (lambda: v.claim(pd.DataFrame({"seed": [0]})), "lacks columns"),
     (lambda: v.claim(pd.DataFrame({"seed": [0, 0], "y": [1.0, 1.0], "step": [1, 2]})), "step"),
     (lambda: v.claim([0.1, np.nan]), "data"),
-    (lambda: v.spread_from_study(pd.DataFrame({"seed": [0], "y": [0.0]})), "y: the table lacks"),
-    (lambda: v.log_ratios(pd.DataFrame({"opt": ["adam"]})), "rmed: the table lacks"),
+    (lambda: er.spread_from_study(pd.DataFrame({"seed": [0], "y": [0.0]})), "y: the table lacks"),
+    (lambda: un.log_ratios(pd.DataFrame({"opt": ["adam"]})), "rmed: the table lacks"),
     (lambda: v.sign_flip_p([0.1], "two-sided"), "alternative"),
-    (lambda: v.tensor_kind(""), "name"),
+    (lambda: kinds.tensor_kind(""), "name"),
     (lambda: compare_with_published(pd.DataFrame({"layer": ["w"]})), "ratios"),
 ])
 def test_bad_input_names_the_parameter(call, name):
@@ -231,13 +237,13 @@ def test_bad_input_names_the_parameter(call, name):
 
 def test_false_reproduced_rate_at_the_spread_measured_in_the_study():
     # the spread of the committed study's log-ratios (seed level and per tensor), at each probe
-    from rmed_core.store import bundle_names, read_bundle
+    from rmed_core.runs.bundle import bundle_names, read_bundle
 
     if "study" not in bundle_names():
         pytest.skip("no study bundle in this checkout")
     runs = read_bundle("study", "runs", sweep="study")
-    units = v.log_ratios(read_bundle("study", "rmed", run=list(runs.run)))
+    units = un.log_ratios(read_bundle("study", "rmed", run=list(runs.run)))
     for step, at in units.groupby("step"):
-        sp = v.spread_from_study(at[["seed", "layer", "y"]])
-        fpr = v.verdict_fpr(5, sp["n_tensors"], sp["seed_sd"], sp["tensor_sd"], n_sims=N_SIMS, rng_seed=3)
+        sp = er.spread_from_study(at[["seed", "layer", "y"]])
+        fpr = er.verdict_fpr(5, sp["n_tensors"], sp["seed_sd"], sp["tensor_sd"], n_sims=N_SIMS, rng_seed=3)
         assert fpr <= 0.05, (step, sp, fpr)

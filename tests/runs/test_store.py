@@ -6,8 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from rmed_core import store as st
-from rmed_core.store import ResultStore, StaleResultsWarning, load_results
+from rmed_core.runs import files
+from rmed_core.runs import store as st
+from rmed_core.runs.store import ResultStore, StaleResultsWarning
+from rmed_core.runs.results import load_results
 
 CONFIG = dict(task="ptb_lm", scale="ci", opt="adam", lr=0.01, seed=0, steps=2)
 
@@ -72,8 +74,9 @@ def test_half_written_run_is_invisible(tmp_path, monkeypatch):
         calls.append(path.name)
         real(path, data)
 
-    real = st.atomic_write_bytes
-    monkeypatch.setattr(st, "atomic_write_bytes", crash_on_marker)
+    real = files.atomic_write_bytes
+    monkeypatch.setattr(files, "atomic_write_bytes", crash_on_marker)  # the marker, via atomic_write_text
+    monkeypatch.setattr(st, "atomic_write_bytes", crash_on_marker)  # the tables
     with pytest.raises(KeyboardInterrupt):
         s.write_run(CONFIG, _tables(), {})
     assert "loss.csv" in calls and not s.has(CONFIG)

@@ -1,10 +1,10 @@
 """The committed study bundle is what the current code computes: one seed of one optimizer is
 trained again from scratch up to iteration 750 and probed, and its training losses and R_med must
-match the stored ones (tolerances in :func:`rmed_core.bundle.check_reproduces`). A code change that
+match the stored ones (tolerances in :func:`rmed_core.runs.bundle.check_reproduces`). A code change that
 moves them fails here, with the commands to rerun the study."""
 from __future__ import annotations
 
-from rmed_core.bundle import bundle_names, check_reproduces, read_bundle
+from rmed_core.runs.bundle import bundle_names, check_reproduces, read_bundle
 
 
 def test_the_study_bundle_holds_or_lists_every_point_of_its_sweeps():
@@ -12,8 +12,8 @@ def test_the_study_bundle_holds_or_lists_every_point_of_its_sweeps():
     as missing (a bundle may be partial, never silently); the language-model runs it holds are at
     the study's sizes and probed at the paper's iterations 750 and 1250."""
     from rmed_core.provenance import repo_root
-    from rmed_core.store import bundle_provenance
-    from rmed_core.sweep_spec import load_spec
+    from rmed_core.runs.bundle import bundle_provenance
+    from rmed_core.runs.sweep_spec import load_spec
 
     assert "study" in bundle_names(), "bundles/study is missing: run the study's sweeps and `rmed bundle study ...`"
     prov = bundle_provenance("study")
