@@ -9,10 +9,11 @@ graph has no batching rule.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 
 import torch
+
+from ._memory import free_bytes
 
 _MAX_CHUNK = 1024
 
@@ -29,16 +30,6 @@ def bit_masks(n: int, device: torch.device | str | None = None) -> torch.Tensor:
         torch.ones(0, n, dtype=torch.bool, device=device)
 
 
-def free_bytes(device: torch.device) -> int:
-    """Free memory on ``device`` in bytes (CUDA: ``mem_get_info``; CPU: available pages)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 4 * 2**30
-
-
 #: bytes one vmapped chunk may span: beyond about this, a chunk is bound by memory traffic and a
 #: product gets slower, not faster (on the 2-core CPU, 256 probes of the study model's attention
 #: layer took 12 s in chunks of 16 or 64 and 36 s in one chunk of 256)
@@ -46,8 +37,8 @@ _CHUNK_BYTES = 2**30
 
 
 def auto_chunk(bytes_per_probe: float, device: torch.device, fraction: float = 0.25) -> int:
-    """How many probes fit in ``fraction`` of the free memory and in :data:`_CHUNK_BYTES`, between
-    1 and 1024 (a GPU takes the memory bound alone)."""
+    """How many probes fit in ``fraction`` of the free memory (:func:`._memory.free_bytes`) and in
+    :data:`_CHUNK_BYTES`, between 1 and 1024 (a GPU takes the memory bound alone)."""
     b = max(bytes_per_probe, 1.0)
     n = int(fraction * free_bytes(device) / b)
     if device.type != "cuda":

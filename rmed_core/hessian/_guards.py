@@ -8,7 +8,11 @@
 * :func:`check_custom_functions` -- a custom ``autograd.Function`` is warned about (nothing is
   certified through it); a ``@once_differentiable`` one raises, naming the parameter.
 * :func:`check_twice_differentiable` -- a gradient whose graph cannot be differentiated again
-  raises torch's error naming the parameter, instead of reading as zero curvature.
+  (a fused kernel without a second derivative) raises, naming the parameter and -- given the
+  model -- the module whose forward ran the kernel, instead of reading as zero curvature.
+
+Every forward pass here is the engine's own (:func:`._forward.forward`: the batch convention and
+the math attention backend).
 """
 from __future__ import annotations
 
@@ -20,7 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validate import Batch, LossFn, _leading, _tensors, check_loss, check_materialised
+from ._forward import forward
+from ._graph import children, leaf, topological
+from ._memory import free_bytes
+from ._validate import Batch, LossFn, check_materialised, leading, tensors
 
 
 # ---- buffers ---------------------------------------------------------------------------------
@@ -67,7 +74,7 @@ def _diagnose(model: nn.Module, loss_fn: LossFn, batch: Batch) -> tuple[list[str
     drew: set[str] = set()
 
     def flat(x: Any) -> list[torch.Tensor]:
-        return [t.detach().clone() for t in _tensors(x)]
+        return [t.detach().clone() for t in tensors(x)]
 
     for rec in records:
         calls: dict[str, int] = {}
@@ -85,8 +92,7 @@ def _diagnose(model: nn.Module, loss_fn: LossFn, batch: Batch) -> tuple[list[str
 
             handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
         try:
-            inputs, targets = batch
-            loss_fn(model(inputs), targets)
+            forward(model, loss_fn, batch)
         finally:
             for h in handles:
                 h.remove()
@@ -119,10 +125,9 @@ class ForwardReference:
         self.model, self.loss_fn, self.batch = model, loss_fn, batch
         check_materialised(model, batch)
         check_memory(model, loss_fn, batch)
-        inputs, targets = batch
         with preserved_buffers(model), torch.random.fork_rng(devices=_cuda_devices()):
             before = _rng_states()
-            loss = check_loss(loss_fn(model(inputs), targets))
+            loss = forward(model, loss_fn, batch).loss
             drew = _rng_changed(before, _rng_states())
         self.value = loss.detach()
         del loss
@@ -174,24 +179,11 @@ def _slice(x: Any, k: int) -> Any:
         return x[:k]
     if isinstance(x, (list, tuple)):
         return type(x)(_slice(y, k) for y in x)
+    if isinstance(x, dict):
+        return {key: _slice(y, k) for key, y in x.items()}
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
     raise TypeError
-
-
-def available_bytes(device: torch.device) -> int:
-    """Memory that can still be allocated on ``device`` (CUDA: free memory plus what torch's caching
-    allocator holds unused; CPU: ``MemAvailable``)."""
-    if device.type == "cuda":
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(torch.cuda.mem_get_info(device)[0]) + max(0, int(cached))
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    from ._batched import free_bytes
-    return free_bytes(device)
 
 
 def saved_bytes(model: nn.Module, loss_fn: LossFn, batch: Batch) -> int:
@@ -204,10 +196,9 @@ def saved_bytes(model: nn.Module, loss_fn: LossFn, batch: Batch) -> int:
         seen[(st.data_ptr(), t.device)] = st.nbytes()
         return t
 
-    inputs, targets = batch
     with preserved_buffers(model), torch.random.fork_rng(devices=_cuda_devices()), \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss_fn(model(inputs), targets)
+        forward(model, loss_fn, batch)
     return sum(seen.values())
 
 
@@ -220,19 +211,18 @@ def check_memory(model: nn.Module, loss_fn: LossFn, batch: Batch, *, n: int | No
     :data:`MEMORY_FACTOR` times what the forward pass of all ``n`` samples (default: the batch's)
     saves; when that exceeds the memory available on the parameters' device, ``ValueError``.
     Batches of at most four samples, or of a layout that cannot be sliced, are not estimated."""
-    inputs, targets = batch
-    n = _leading(inputs) if n is None else n
+    n = leading(batch if isinstance(batch, dict) else batch[0]) if n is None else n
     if n is None or n <= 4:
         return
     try:
-        small = [saved_bytes(model, loss_fn, (_slice(inputs, k), _slice(targets, k))) for k in (2, 4)]
+        small = [saved_bytes(model, loss_fn, _slice(batch, k)) for k in (2, 4)]
     except Exception:  # noqa: BLE001 - a layout the estimate does not understand: no estimate
         return
     per_sample = max(0.0, (small[1] - small[0]) / 2)
     need = MEMORY_FACTOR * (small[0] + per_sample * (n - 2))
     p = next(iter(model.parameters()), None)
     device = p.device if p is not None else torch.device("cpu")
-    have = available_bytes(device)
+    have = free_bytes(device)
     if need > have:
         fits = max(1, int(have / MEMORY_FACTOR / max(per_sample, 1)))
         raise ValueError(f"{what} of {n} samples is too large for memory: the Hessian of its loss needs about "
@@ -262,49 +252,47 @@ def _once_differentiable(fn: Any) -> bool:
 def custom_functions_above(root: torch.Tensor, leaves: dict[str, torch.Tensor]) -> dict[str, list[Any]]:
     """For each named leaf, the custom ``autograd.Function`` nodes on some path from ``root`` down
     to it (one pass over the graph in topological order)."""
-    order, seen, stack = [], set(), [(root.grad_fn, False)]
-    while stack:
-        fn, done = stack.pop()
-        if fn is None:
-            continue
-        if done:
-            order.append(fn)
-            continue
-        if fn in seen:
-            continue
-        seen.add(fn)
-        stack.append((fn, True))
-        stack.extend((n, False) for n, _ in fn.next_functions if n is not None and n not in seen)
     above: dict[Any, frozenset] = {}
     by_leaf: dict[int, frozenset] = {}
-    for fn in reversed(order):  # parents before children
+    for fn in topological([root]):  # parents before children
         mine = above.get(fn, frozenset())
         if _is_custom(fn):
             mine = mine | {fn}
-        var = getattr(fn, "variable", None)
+        var = leaf(fn)
         if var is not None:
             by_leaf[id(var)] = by_leaf.get(id(var), frozenset()) | mine
-        for n, _ in fn.next_functions:
-            if n is not None:
-                above[n] = above.get(n, frozenset()) | mine
+        for n in children(fn):
+            above[n] = above.get(n, frozenset()) | mine
     return {name: sorted(by_leaf.get(id(t), ()), key=_custom_name) for name, t in leaves.items()}
 
 
-def check_custom_functions(loss: torch.Tensor, params: dict[str, torch.Tensor]) -> set[str]:
+#: what :func:`check_twice_differentiable` and :func:`check_custom_functions` need to name the
+#: module behind a node: the model, loss function and batch of the forward pass
+Where = tuple[nn.Module, LossFn, Batch]
+
+
+def check_custom_functions(loss: torch.Tensor, params: dict[str, torch.Tensor], where: Where | None = None) -> set[str]:
     """The names of the parameters whose loss passes through a custom ``autograd.Function``.
 
     Its derivatives are the user's claim, which no tool can verify: the Hessian there is what
     autograd computes from the user's ``backward`` (the float64 ``torch.autograd.functional``
     reference gives the same), and a :class:`UserWarning` names the function. A function whose
     backward is ``@once_differentiable`` has no second derivative at all: ``RuntimeError`` naming
-    the parameter (rather than the zeros autograd's unused-input rule would give)."""
+    the parameter and, given ``where``, the module that applies it (rather than the zeros autograd's
+    unused-input rule would give)."""
     above = custom_functions_above(loss, params)
     behind = {n for n, fns in above.items() if fns}
     for name in params:
         once = [f for f in above[name] if _once_differentiable(f)]
         if once:
+            fname = _custom_name(once[0])
+            inside = ""
+            if where is not None:
+                mods = modules_running(*where, lambda fw: {fn for fn in topological([fw.loss]) if _is_custom(fn)
+                                                           and _custom_name(fn) == fname})
+                inside = f" (applied in {mods})" if mods else ""
             raise RuntimeError(f"the Hessian of {name!r} needs the second derivative of the custom autograd.Function "
-                               f"{_custom_name(once[0])}, whose backward is marked @once_differentiable: trying to "
+                               f"{fname}{inside}, whose backward is marked @once_differentiable: trying to "
                                "differentiate twice a function that was marked with @once_differentiable. Write a "
                                "backward made of differentiable torch operations (and drop the decorator).")
     if behind:
@@ -316,37 +304,110 @@ def check_custom_functions(loss: torch.Tensor, params: dict[str, torch.Tensor]) 
     return behind
 
 
+# ---- nodes without a second derivative ---------------------------------------------------------
+#: the node kinds autograd puts in a gradient's graph where a derivative is missing: a backward
+#: without a derivative formula (a fused kernel: ``NotImplemented``), one marked
+#: ``@once_differentiable`` (``DelayedError``)
+ERROR_NODES = frozenset({"Error", "DelayedError", "NotImplemented"})
+
+
 def _error_nodes(roots: list[torch.Tensor]) -> tuple[list, list[torch.Tensor]]:
     """Nodes of the graphs of ``roots`` that refuse differentiation, and the graphs' leaves."""
-    seen, stack, errors, leaves = set(), [r.grad_fn for r in roots], [], []
-    while stack:
-        fn = stack.pop()
-        if fn is None or fn in seen:
-            continue
-        seen.add(fn)
-        if type(fn).__name__ in ("Error", "DelayedError"):
-            errors.append(fn)
-        if getattr(fn, "variable", None) is not None:
-            leaves.append(fn.variable)
-        stack.extend(n for n, _ in fn.next_functions)
-    return errors, leaves
+    order = topological(roots)
+    return ([fn for fn in order if type(fn).__name__ in ERROR_NODES],
+            [leaf(fn) for fn in order if leaf(fn) is not None])
 
 
-def check_twice_differentiable(grads: dict[str, torch.Tensor | None]) -> None:
-    """Raise torch's own error, naming the parameter, when the graph of its gradient holds a node
-    that refuses differentiation (a ``@once_differentiable`` backward leaves one): products with
-    ``allow_unused=True`` would otherwise read the cut graph as zero curvature. One pass over the
+def _op_name(fn: Any) -> str:
+    """``ScaledDotProductFlashAttentionForCpuBackward0`` -> ``ScaledDotProductFlashAttentionForCpu``."""
+    name = type(fn).__name__
+    cut = name.rfind("Backward")
+    return name[:cut] if cut > 0 else name
+
+
+def modules_running(model: nn.Module, loss_fn: LossFn, batch: Batch, pick) -> str:
+    """The innermost modules whose own part of the graph (between their inputs and outputs) holds a
+    node chosen by ``pick``, described as ``'name' (Type)``: one more forward pass with hooks
+    recording every module call, ``pick(forward)`` choosing nodes of that pass's graph. Buffers and
+    random state are left as they were."""
+    calls: list[tuple[str, nn.Module, set, list]] = []
+    open_calls: list[set] = []
+
+    def fns(x: Any) -> list:
+        return [t.grad_fn for t in tensors(x) if t.grad_fn is not None]
+
+    handles = []
+    for mname, m in model.named_modules():
+        def pre(mod, args, kwargs):
+            open_calls.append(set(fns((args, kwargs))))
+
+        def post(mod, args, kwargs, out, mname=mname):
+            calls.append((mname, mod, open_calls.pop(), fns(out)))
+
+        handles += [m.register_forward_pre_hook(pre, with_kwargs=True),
+                    m.register_forward_hook(post, with_kwargs=True)]
+    try:
+        with preserved_buffers(model), torch.random.fork_rng(devices=_cuda_devices()):
+            fw = forward(model, loss_fn, batch)
+            chosen = pick(fw)
+    finally:
+        for h in handles:
+            h.remove()
+    found: dict[str, nn.Module] = {}
+    for node in chosen:
+        best = None
+        for mname, mod, ins, outs in calls:
+            region = set(topological(outs, stop=ins)) - ins
+            if node in region and (best is None or len(region) < best[0]):
+                best = (len(region), mname, mod)
+        if best is not None:
+            found[best[1]] = best[2]
+    return ", ".join(f"module {n or type(model).__name__!r} ({type(m).__name__})" for n, m in found.items())
+
+
+def check_twice_differentiable(grads: dict[str, torch.Tensor | None] | list[tuple[str, torch.Tensor | None]],
+                               where: Where | None = None) -> None:
+    """Raise, naming the parameter, when the graph of its gradient holds a node that refuses
+    differentiation (a fused kernel without a derivative formula for its backward, a
+    ``@once_differentiable`` backward): products with ``allow_unused=True`` would otherwise read
+    the cut graph as zero curvature, or fail later with torch's message. Given ``where`` (model,
+    loss function, batch), the module whose forward ran the kernel is named. One pass over the
     graphs when nothing is wrong."""
-    live = {n: g for n, g in grads.items() if g is not None and g.requires_grad}
-    if not live or not _error_nodes(list(live.values()))[0]:
+    items = grads.items() if isinstance(grads, dict) else grads
+    live = [(n, g) for n, g in items if g is not None and g.requires_grad]
+    if not live or not _error_nodes([g for _, g in live])[0]:
         return
-    for name, g in live.items():
+    for name, g in live:
         errors, leaves = _error_nodes([g])
         if not errors:
             continue
-        try:  # run the error node: torch's own message
+        ops = sorted({_op_name(c) for e in errors for c in children(e)
+                      if type(c).__name__ not in ERROR_NODES and leaf(c) is None} - {""})
+        torch_says = "its gradient's graph holds a node that cannot be differentiated"
+        try:  # run the error node: torch's own words
             torch.autograd.grad(g, leaves, torch.ones_like(g), retain_graph=True, allow_unused=True)
         except RuntimeError as err:
-            raise RuntimeError(f"the Hessian of {name!r} cannot be computed: {err}") from err
-        raise RuntimeError(f"the Hessian of {name!r} cannot be computed: its gradient's graph holds a node that "
-                           "cannot be differentiated (a backward marked @once_differentiable?)")
+            torch_says = str(err).strip().splitlines()[0]
+        mods = ""
+        if where is not None and any(type(e).__name__ == "NotImplemented" for e in errors):
+            mods = modules_running(*where, lambda fw: _kernels_without_second_derivative(fw.loss, name, where[0]))
+        if any(type(e).__name__ == "NotImplemented" for e in errors):
+            raise RuntimeError(
+                f"the Hessian of {name!r} cannot be computed: " + (f"{mods} runs " if mods else "the forward pass runs ")
+                + f"{', '.join(ops) or 'an operation'}, a fused kernel whose backward has no derivative ({torch_says}). "
+                "Write that computation with differentiable torch operations -- for attention, "
+                "F.scaled_dot_product_attention without forcing a fused backend (the engine runs it on the math "
+                "backend) -- or leave the parameters before it out (params=...).")
+        raise RuntimeError(f"the Hessian of {name!r} cannot be computed: {torch_says} (a backward marked "
+                           "@once_differentiable: write it with differentiable torch operations)")
+
+
+def _kernels_without_second_derivative(loss: torch.Tensor, name: str, model: nn.Module) -> set:
+    """Forward nodes of ``loss``'s graph whose backward has no derivative (the children of the
+    ``NotImplemented`` nodes in the gradient of parameter ``name``)."""
+    p = dict(model.named_parameters())[name]
+    (g,) = torch.autograd.grad(loss, [p], create_graph=True, allow_unused=True)
+    if g is None:
+        return set()
+    fwd = set(topological([loss]))
+    return {c for e in _error_nodes([g])[0] if type(e).__name__ == "NotImplemented" for c in children(e) if c in fwd}

@@ -6,13 +6,14 @@ import torch
 from torch import nn
 
 from ._batched import BatchedGrad
+from ._forward import forward
 from ._guards import ForwardReference, check_custom_functions, check_twice_differentiable, preserved_buffers
-from ._validate import Batch, LossFn, check_batch, check_dropout, check_loss, select_params
+from ._validate import Batch, LossFn, check_batch, check_dropout, select_params
 
 
 class HessianOperator:
-    """``v -> H v`` for ``H`` the Hessian of ``loss_fn(model(inputs), targets)`` with respect to
-    the concatenation (in ``model.named_parameters()`` order) of the selected tensors.
+    """``v -> H v`` for ``H`` the Hessian of the loss (:mod:`._forward`: ``loss_fn(model(inputs),
+    targets)``, or a dict batch's own loss) with respect to the concatenation (in ``model.named_parameters()`` order) of the selected tensors.
 
     One forward/backward with ``create_graph=True`` is done at construction (after one more forward
     pass that refuses a random loss, :class:`._guards.ForwardReference`; the model's buffers are
@@ -21,18 +22,19 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, batch: Batch, params=None, chunk: int | None = None):
-        inputs, targets = check_batch(batch)
+        check_batch(batch, loss_fn)
         check_dropout(model)
         self.params = select_params(model, params)
         tensors = list(self.params.values())
-        ref = ForwardReference(model, loss_fn, batch)
+        where = (model, loss_fn, batch)
+        ref = ForwardReference(*where)
         with preserved_buffers(model):
-            output = model(inputs)
-            loss = check_loss(loss_fn(output, targets))
+            fw = forward(*where)
+        loss = fw.loss
         ref.check(loss)
-        check_custom_functions(loss, self.params)
+        check_custom_functions(loss, self.params, where)
         grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
-        check_twice_differentiable(dict(zip(self.params, grads)))
+        check_twice_differentiable(dict(zip(self.params, grads)), where)
         self.grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, tensors)]
         self.tensors = tensors
         self.sizes = [p.numel() for p in tensors]
@@ -41,7 +43,7 @@ class HessianOperator:
         live = [i for i, g in enumerate(self.grads) if g.requires_grad]
         self._live = live
         self._bg = BatchedGrad([self.grads[i] for i in live], [tensors[i] for i in live], chunk,
-                               activations=[output] if isinstance(output, torch.Tensor) else []) if live else None
+                               activations=fw.activations) if live else None
         self.n_hvp = 0
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:

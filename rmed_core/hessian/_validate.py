@@ -7,30 +7,69 @@ from typing import Any
 import torch
 from torch import nn
 
-Batch = tuple[Any, Any]
-LossFn = Callable[[Any, Any], torch.Tensor]
+#: ``(inputs, targets)``, or a dict of keyword inputs (:mod:`._forward`)
+Batch = tuple[Any, Any] | dict[str, Any]
+#: ``loss_fn(output, targets)`` -> the scalar mean loss; None: the model's own ``.loss``
+LossFn = Callable[[Any, Any], torch.Tensor] | None
 
 
-def _leading(x: Any) -> int | None:
+def leading(x: Any) -> int | None:
+    """The sample dimension of a tensor, or of the first tensor of a sequence or dict (a dict's
+    ``input_ids`` first): None when there is none."""
     if isinstance(x, torch.Tensor):
         return x.shape[0] if x.dim() > 0 else None
+    if isinstance(x, dict):
+        first = [x["input_ids"]] if "input_ids" in x else list(x.values())
+        return next((n for n in map(leading, first) if n is not None), None)
     if isinstance(x, (list, tuple)) and x and isinstance(x[0], torch.Tensor):
-        return _leading(x[0])
+        return leading(x[0])
     return None
 
 
-def check_batch(batch: Batch) -> tuple[Any, Any]:
-    """``batch`` must be ``(inputs, targets)`` with the same leading (sample) dimension."""
+def tensors(x: Any) -> list[torch.Tensor]:
+    """Every tensor in ``x`` (nested sequences and dicts)."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for y in x for t in tensors(y)]
+    if isinstance(x, dict):
+        return [t for y in x.values() for t in tensors(y)]
+    return []
+
+
+def check_batch(batch: Batch, loss_fn: LossFn = None, *, needs_loss: bool = True) -> Batch:
+    """``batch`` must be ``(inputs, targets)`` with the same leading (sample) dimension, or a dict
+    of keyword inputs (:mod:`._forward`) holding ``labels`` when the loss is read from them
+    (``loss_fn`` omitted: the model's own ``.loss``; or a ``loss_fn``: its targets)."""
+    from ._forward import LABELS
+
+    if isinstance(batch, dict):
+        if not batch or not all(isinstance(k, str) for k in batch):
+            raise ValueError("a dict batch holds the model's keyword inputs (e.g. input_ids, labels); got "
+                             + ("an empty dict" if not batch else f"keys {list(batch)}"))
+        if needs_loss and LABELS not in batch:
+            use = ("loss_fn=None reads the model's own .loss, which a Hugging Face model computes only from "
+                   "labels: add batch['labels'] (for a causal language model, the input ids: the model "
+                   "shifts them), or give a loss_fn and the targets as batch['labels']") if loss_fn is None else                   "a loss_fn is called as loss_fn(output, batch['labels']): add batch['labels']"
+            raise ValueError(f"the dict batch has no 'labels' (keys: {list(batch)}): {use}")
+        n = leading(batch)
+        if n == 0:
+            raise ValueError("the batch is empty (0 samples): the loss of no data has no Hessian")
+        return batch
     if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise ValueError(f"batch must be a pair (inputs, targets); got {type(batch).__name__}"
-                         + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""))
+        raise ValueError(f"batch must be a pair (inputs, targets) or a dict of keyword inputs; got "
+                         f"{type(batch).__name__}" + (f" of length {len(batch)}" if isinstance(batch, (tuple, list))
+                                                      else ""))
+    if loss_fn is None and needs_loss:
+        raise ValueError("loss_fn=None reads the model's own .loss from a dict batch of keyword inputs with "
+                         "labels (model(**batch).loss); with a batch (inputs, targets), give a loss_fn")
     inputs, targets = batch
-    n_in, n_t = _leading(inputs), _leading(targets)
+    n_in, n_t = leading(inputs), leading(targets)
     if n_in is not None and n_t is not None and n_in != n_t:
         raise ValueError(f"batch size mismatch: inputs have {n_in} samples, targets have {n_t}")
     if n_in == 0 or n_t == 0:
         raise ValueError("the batch is empty (0 samples): the loss of no data has no Hessian")
-    return inputs, targets
+    return batch
 
 
 def select_params(model: nn.Module, params: Iterable[str] | str | None) -> dict[str, nn.Parameter]:
@@ -96,16 +135,6 @@ def check_materialised(model: nn.Module, batch: Batch) -> None:
                 raise ValueError(f"{kind} {name!r} is on the meta device (a shape without values): the Hessian "
                                  "needs real weights; materialise the model first (model.to_empty(device=...) "
                                  "and load a state_dict)")
-    for t in _tensors(batch):
+    for t in tensors(batch):
         if t.is_meta:
             raise ValueError("the batch is on the meta device (a shape without values); pass real tensors")
-
-
-def _tensors(x: Any) -> list[torch.Tensor]:
-    if isinstance(x, torch.Tensor):
-        return [x]
-    if isinstance(x, (list, tuple)):
-        return [t for y in x for t in _tensors(y)]
-    if isinstance(x, dict):
-        return [t for y in x.values() for t in _tensors(y)]
-    return []

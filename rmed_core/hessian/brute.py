@@ -18,33 +18,32 @@ import torch
 from torch import nn
 
 from ._batched import BatchedGrad
+from ._forward import forward
 from ._guards import ForwardReference, check_custom_functions, check_twice_differentiable, preserved_buffers
-from ._validate import Batch, LossFn, check_loss
+from ._validate import Batch, LossFn
 
 
 def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor],
                    *, chunk: int | None = None, info: dict | None = None,
                    verify: bool = True) -> dict[str, torch.Tensor]:
-    """Exact Hessian diagonal of ``loss_fn(model(inputs), targets)`` for each tensor in
-    ``params`` (name -> parameter), by one-hot HVPs. ``info['n_hvp']`` counts the HVPs.
+    """Exact Hessian diagonal of the loss (:mod:`._forward`) for each tensor in ``params`` (name -> parameter), by one-hot HVPs. ``info['n_hvp']`` counts the HVPs.
 
     ``verify`` (default): refuse a random forward pass (:class:`._guards.ForwardReference`) and
     check the graph for custom autograd.Functions (:func:`._guards.check_custom_functions`);
     the structured method, which has done both, passes False for its fallbacks. A gradient whose
     own graph holds a node that cannot be differentiated (torch's ``DelayedError``) raises torch's
     error naming the parameter; only a gradient with no graph at all means zero curvature."""
-    inputs, targets = batch
-    ref = ForwardReference(model, loss_fn, batch) if verify else None
+    where = (model, loss_fn, batch)
+    ref = ForwardReference(*where) if verify else None
     with preserved_buffers(model):
-        output = model(inputs)
-        loss = check_loss(loss_fn(output, targets))
+        fw = forward(*where)
+    loss, acts = fw.loss, fw.activations
     if ref is not None:
         ref.check(loss)
-        check_custom_functions(loss, params)
-    acts = [output] if isinstance(output, torch.Tensor) else []
+        check_custom_functions(loss, params, where)
     names, tensors = list(params), list(params.values())
     grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
-    check_twice_differentiable(dict(zip(names, grads)))
+    check_twice_differentiable(dict(zip(names, grads)), where)
     out: dict[str, torch.Tensor] = {}
     n_hvp = 0
     for name, p, g in zip(names, tensors, grads):
@@ -75,14 +74,12 @@ def brute_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict
 def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p: torch.Tensor,
                   flat: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
     """Exact diagonal entries ``flat`` (flattened indices) of tensor ``p``: one HVP each."""
-    inputs, targets = batch
     with preserved_buffers(model):
-        output = model(inputs)
-        loss = check_loss(loss_fn(output, targets))
-    (g,) = torch.autograd.grad(loss, [p], create_graph=True, allow_unused=True)
+        fw = forward(model, loss_fn, batch)
+    (g,) = torch.autograd.grad(fw.loss, [p], create_graph=True, allow_unused=True)
     if g is None or not g.requires_grad:
         return torch.zeros(len(flat), dtype=p.dtype)
-    check_twice_differentiable({name: g})
+    check_twice_differentiable({name: g}, (model, loss_fn, batch))
     out = torch.empty(len(flat), dtype=p.dtype, device=p.device)
     flat = flat.to(p.device)
 
@@ -94,7 +91,6 @@ def brute_entries(model: nn.Module, loss_fn: LossFn, batch: Batch, name: str, p:
     def post(s: int, e: int, res: list[torch.Tensor]) -> None:
         out[s:e] = res[0].reshape(e - s, -1)[torch.arange(e - s), flat[s:e]].detach()
 
-    BatchedGrad([g], [p], chunk, activations=[output] if isinstance(output, torch.Tensor) else []).map(
-        len(flat), make, post)
+    BatchedGrad([g], [p], chunk, activations=fw.activations).map(len(flat), make, post)
     return out
 

@@ -19,9 +19,15 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
     parameter tensor, ``h_k = d^2 L / d theta_k^2``.
 
     Args:
-        model: any ``nn.Module``; dropout must be inactive (``model.eval()``).
-        loss_fn: ``loss_fn(model(inputs), targets)`` must return the scalar (mean) loss.
-        batch: ``(inputs, targets)``.
+        model: any ``nn.Module``; dropout must be inactive (``model.eval()``). Attention through
+            ``F.scaled_dot_product_attention`` (nanoGPT, ``nn.MultiheadAttention``,
+            ``nn.TransformerEncoderLayer``, Hugging Face's default) runs on its twice-differentiable
+            math backend during the engine's forward passes (:mod:`rmed_core.hessian._forward`).
+        loss_fn: ``loss_fn(output, targets)`` must return the scalar (mean) loss; ``output`` is the
+            model's output, or its ``logits`` when the model returns an output object (Hugging
+            Face). ``None``: the model's own ``.loss`` (a dict batch with ``labels``).
+        batch: ``(inputs, targets)`` (``inputs`` a tensor, or a dict of keyword inputs), or a dict
+            of keyword inputs (Hugging Face: ``dict(input_ids=ids, labels=ids)``).
         params: parameter names as in ``model.named_parameters()`` (default: all requiring grad).
         method: ``"exact"`` -- structured exact method (:mod:`rmed_core.hessian.exact`): per layer,
             Hessian-vector products in the layer's *output* space, contracted with the layer's
@@ -44,8 +50,9 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
             loss, a random forward pass (dropout modules, ``F.dropout(training=True)``, attention
             dropout in training mode, any draw from torch's generators, a loss that differs
             between two passes; the module named), non-finite Hessian entries.
-        RuntimeError: a parameter whose loss passes through a ``@once_differentiable`` backward
-            (no second derivative exists to compute).
+        RuntimeError: a parameter whose loss passes through a ``@once_differentiable`` backward or
+            a fused kernel whose backward has no derivative (no second derivative exists to
+            compute); the module is named.
 
     Warns:
         UserWarning: when the loss passes through a custom ``autograd.Function`` (its derivatives
@@ -54,7 +61,7 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
     The model is left as it was given: buffers a forward pass changes (BatchNorm's running
     statistics) are restored.
     """
-    check_batch(batch)
+    check_batch(batch, loss_fn)
     chosen = select_params(model, params)
     check_dropout(model)
     if method not in METHODS:

@@ -28,9 +28,11 @@ samples whose bit ``b`` is 0 must give an exactly zero response on those whose b
 nonzero response with probability 1). Coupled samples (BatchNorm in training mode, a loss that
 mixes samples) are merged into one sample of ``N T`` positions -- still exact, just more probes.
 
-Capturing the sites (:mod:`._capture`): a parameter used more than once in the graph (tied weights, a module called twice, a functional
-re-use) is detected by counting the graph's edges into its ``AccumulateGrad`` node and goes to
-:mod:`.brute`, as do parameters of unsupported modules (reason in ``info['fallback']``).
+Capturing the sites (:mod:`._capture`): a parameter used more than once in the graph (a module
+called twice, a functional re-use) is detected by counting the graph's edges into its
+``AccumulateGrad`` node and goes to :mod:`.brute`, as do parameters of unsupported modules (reason
+in ``info['fallback']``); a weight tied between two dense layers (a token embedding and the
+output layer) is exact from the products of its two uses (:mod:`._tied`).
 Bias: ``H_b[i] = sum_n 1^T B_{n,i} 1`` from the same products (or ``K`` probes ``1 (x) e_i``).
 
 Nothing is certified through a custom ``autograd.Function`` (its derivatives are its own claim):
@@ -51,18 +53,21 @@ from torch import nn
 
 from ._batched import BatchedGrad, bit_masks
 from ._capture import capture_sites
+from ._guards import check_twice_differentiable
 from ._sites import Site
+from ._tied import cross_entries, cross_rows
 from ._validate import Batch, LossFn
 from .brute import brute_diagonal
 from .ggn import GaussNewton
+from .lanczos import norm_upper_bounds
 
 
 def probe_costs(s: Site, positions_independent: bool) -> dict[str, int]:
     """The one cost formula of the structured path: products each applicable probe set of the
     module docstring spends on site ``s`` (weight and bias together): ``a`` = ``K`` (positions
     independent, or only a bias), else ``b`` = ``T K`` and ``c`` = ``J K`` (``K`` for a LayerNorm)
-    plus ``K`` for a bias."""
-    if positions_independent or not s.weight:
+    plus ``K`` for a bias. The earlier use of a tied weight has no (a) (:mod:`._tied`)."""
+    if not s.weight or (positions_independent and s.tie is None):
         return {"a": s.K}
     J = s.A.shape[-1]
     return {"b": s.T * s.K, "c": (J * s.K if s.kind == "dense" else s.K) + (s.K if s.bias else 0)}
@@ -72,44 +77,57 @@ class StructuredHessian:
     """Captures the sites of one forward pass and answers diagonal (or entry) queries."""
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor],
-                 *, chunk: int | None = None, seed: int = 0, gauss_newton: bool = True):
+                 *, chunk: int | None = None, seed: int = 0, gauss_newton: bool = True,
+                 verify_gauss_newton: bool = True):
         self.model, self.loss_fn, self.batch, self.chunk = model, loss_fn, batch, chunk
         self.use_gn = gauss_newton
         self.params = params
         self.n_hvp = 0
         self._gen = torch.Generator().manual_seed(seed)
         cap = capture_sites(model, loss_fn, batch, params)
-        self.sites, self.fallback, self.custom = cap.sites, cap.fallback, cap.custom
-        loss, output = cap.loss, cap.output
-        self.loss = loss
-        self._activations = [output] if isinstance(output, torch.Tensor) else []
+        self.sites, self.fallback, self.custom, self.tied = cap.sites, cap.fallback, cap.custom, cap.tied
+        self.loss, output = cap.forward.loss, cap.forward.output
+        self._activations = cap.forward.activations
         self._have_g = False
         self.gn = None
-        if self.sites and isinstance(output, torch.Tensor) and output.requires_grad:
-            g_out = torch.autograd.grad(loss, output, create_graph=True)[0]
-            self.gn = GaussNewton(output, g_out, self._gen)
+        if self.sites and output is not None and output.requires_grad:
+            g_out = torch.autograd.grad(self.loss, output, create_graph=True)[0]
+            self.gn = GaussNewton(output, g_out, self._gen, verify=verify_gauss_newton)
         self.paths: dict[str, str] = {}
+        self.site_grads()  # before any product: a graph that cannot be differentiated twice is refused here
 
     def site_grads(self) -> None:
-        """``s.g = dL/dz`` with its graph for every site (one backward pass; needed by the
-        z-space products, not by the Gauss-Newton shortcut). ``s.g`` is None where the loss is
-        at most linear in ``z``."""
+        """``s.g = dL/dz`` with its graph for every site (one backward pass), refusing a graph
+        that cannot be differentiated again (:func:`._guards.check_twice_differentiable`, naming
+        the module). ``s.g`` is None where the loss is at most linear in ``z``."""
         if self._have_g or not self.sites:
             return
         gs = torch.autograd.grad(self.loss, [s.delta for s in self.sites], create_graph=True,
                                  retain_graph=True, allow_unused=True)
+        check_twice_differentiable([(s.weight or s.bias, g) for s, g in zip(self.sites, gs)],
+                                   (self.model, self.loss_fn, self.batch))
         for s, g in zip(self.sites, gs):
             s.g = g if (g is not None and g.requires_grad) else None
         self._have_g = True
 
     # ---- products in z-space ------------------------------------------------------------------
-    def _map(self, s: Site, n: int, make, post) -> None:
-        bg = BatchedGrad([s.g], [s.delta], self.chunk, activations=self._activations)
-        bg.map(n, lambda a, b: [s.native(make(a, b))], lambda a, b, r: post(a, b, s.canon(r[0])))
+    def map(self, s: Site, n: int, make, post, tie: bool = False) -> None:
+        """Products ``v -> (d^2L/dz^2) v`` of site ``s`` for probes ``0..n-1``: ``make(a, e)`` gives
+        the canonical probes ``(P, N, T, K)``, ``post(a, e, r)`` receives the canonical responses
+        -- with ``tie``, for the earlier use of a tied weight, ``post(a, e, r, rw)`` also the
+        responses to the later use's per-sample weight offset ``dW`` (``(P, N, K2, J2)``,
+        :mod:`._tied`)."""
+        extra = [s.tie.dW] if tie and s.tie is not None else []
+        bg = BatchedGrad([s.g], [s.delta] + extra, self.chunk, activations=self._activations)
+        if extra:
+            bg.map(n, lambda a, b: [s.native(make(a, b))], lambda a, b, r: post(a, b, s.canon(r[0]), r[1]))
+        else:
+            bg.map(n, lambda a, b: [s.native(make(a, b))], lambda a, b, r: post(a, b, s.canon(r[0])))
         self.n_hvp += bg.n_calls
 
     def _block_diagonal(self, s: Site, axis: int) -> bool:
-        """Is d^2L/dz^2 block-diagonal over ``axis`` (1: samples, 2: positions)? See module doc."""
+        """Is d^2L/dz^2 block-diagonal over ``axis`` (1: samples, 2: positions)? See module doc.
+        For the earlier use of a tied weight the samples' responses to ``dW`` are tested too."""
         size = (s.N, s.T)[axis - 1]
         if size == 1:
             return True
@@ -126,13 +144,16 @@ class StructuredHessian:
             v = torch.stack([v[i] * mask(a + i) for i in range(e - a)])
             return v.to(s.delta.dtype).to(s.delta.device)
 
-        def post(a: int, e: int, r: torch.Tensor) -> None:
+        def post(a: int, e: int, r: torch.Tensor, rw: torch.Tensor | None = None) -> None:
             for i in range(e - a):
                 other = (~mask(a + i)).to(r.device).expand(shape)
                 if bool((r[i][other] != 0).any()):
                     ok[0] = False
+                if rw is not None and axis == 1 and (rw.shape[1] != s.N or bool(
+                        (rw[i][~masks[a + i].to(rw.device)] != 0).any())):
+                    ok[0] = False
 
-        self._map(s, bits, make, post)
+        self.map(s, bits, make, post, tie=axis == 1)
         return ok[0]
 
     def _structure(self, s: Site) -> bool:
@@ -146,7 +167,8 @@ class StructuredHessian:
             else:
                 if not s.merged and not self._block_diagonal(s, 1):
                     s.merge_samples()
-                s.positions_independent = self._block_diagonal(s, 2)
+                # the earlier use of a tied weight takes (b) or (c) whatever the positions do
+                s.positions_independent = s.tie is None and self._block_diagonal(s, 2)
         return s.positions_independent
 
     def site_cost(self, s: Site) -> int:
@@ -192,7 +214,7 @@ class StructuredHessian:
                     v[ar(e - a), :, ps // K, ps % K] = 1
                     return v
 
-                def post_b(a: int, e: int, r: torch.Tensor) -> None:
+                def post_b(a: int, e: int, r: torch.Tensor, rw: torch.Tensor | None = None) -> None:
                     ps = torch.arange(a, e, device=dev)
                     tp, ip = ps // K, ps % K
                     R = r[ar(e - a), :, :, ip]                       # (P, N, T)
@@ -200,11 +222,13 @@ class StructuredHessian:
                     if s.kind == "dense":
                         C = torch.einsum("pnt,ntj->pnj", R, A)
                         Hw.index_add_(0, ip, (A[:, tp, :].transpose(0, 1) * C).sum(1))
+                        if rw is not None:  # twice the cross term of a tied weight (_tied)
+                            Hw.index_add_(0, ip, 2 * cross_rows(s, rw, tp, ip, A))
                     else:
                         c = torch.einsum("pnt,ntp->pn", R, A[:, :, ip])
                         Hw.index_add_(0, ip, (A[:, tp, ip].T * c).sum(1))
 
-                self._map(s, T * K, make_b, post_b)
+                self.map(s, T * K, make_b, post_b, tie=True)
             else:  # (c): A_{.,.,j} (x) e_i, one exact entry per probe
                 nw = J * K if s.kind == "dense" else K
 
@@ -215,20 +239,22 @@ class StructuredHessian:
                     v[ar(e - a), :, :, ip] = A[:, :, jp].permute(2, 0, 1)
                     return v
 
-                def post_c(a: int, e: int, r: torch.Tensor) -> None:
+                def post_c(a: int, e: int, r: torch.Tensor, rw: torch.Tensor | None = None) -> None:
                     ps = torch.arange(a, e, device=dev)
                     ip, jp = (ps % K, ps // K) if s.kind == "dense" else (ps, ps)
                     val = (r[ar(e - a), :, :, ip] * A[:, :, jp].permute(2, 0, 1)).sum((1, 2))
+                    if rw is not None:  # twice the cross term of a tied weight (_tied)
+                        val = val + 2 * cross_entries(s, rw, ip, jp)
                     if s.kind == "dense":
                         Hw[ip, jp] = val
                     else:
                         Hw[ip] = val
 
-                self._map(s, nw, make_c, post_c)
+                self.map(s, nw, make_c, post_c, tie=True)
                 if s.bias:
                     Hb = self.unit_responses(s).sum((0, 1))
         if s.weight:
-            out[s.weight] = s.weight_matrix_to_param(Hw).detach()
+            out[s.weight] = s.matrix_to_param(Hw).detach()
         if s.bias:
             out[s.bias] = Hb.detach()
         return out
@@ -253,22 +279,42 @@ class StructuredHessian:
         def post(a: int, e: int, r: torch.Tensor) -> None:
             R[..., a:e] = r.diagonal(offset=a, dim1=0, dim2=3)[..., : e - a]
 
-        self._map(s, s.K, make, post)
+        self.map(s, s.K, make, post)
         return R
 
     def entries(self, s: Site, attr: str, flat: torch.Tensor) -> torch.Tensor:
-        """Exact diagonal entries at ``flat`` of site ``s``'s parameter ``attr``: :func:`site_entries`."""
-        return site_entries(self, s, attr, flat)
+        """Exact diagonal entries ``flat`` (indices into the flattened parameter ``attr`` of site
+        ``s``), one z-space probe each: ``u = A_{.,.,j} (x) e_i`` (weight) or ``1 (x) e_i`` (bias),
+        ``h = <u, (d^2L/dz^2) u>`` -- valid whatever the sample/position structure (of one use
+        only, for a tied weight)."""
+        self.site_grads()
+        dt, dev = s.delta.dtype, s.delta.device
+        flat = flat.to(dev)
+        if s.g is None:
+            return torch.zeros(len(flat), dtype=dt, device=dev)
+        A = s.A.to(dt)
+        ip, jp = (flat, None) if attr == "bias" else s.flat_to_matrix(flat)
+        out = torch.empty(len(flat), dtype=dt, device=dev)
+        ar = lambda e: torch.arange(e, device=dev)  # noqa: E731
+
+        def probe(a: int, e: int) -> torch.Tensor:
+            v = torch.zeros(e - a, s.N, s.T, s.K, dtype=dt, device=dev)
+            v[ar(e - a), :, :, ip[a:e]] = 1 if jp is None else A[:, :, jp[a:e]].permute(2, 0, 1)
+            return v
+
+        def post(a: int, e: int, r: torch.Tensor) -> None:
+            out[a:e] = (r * probe(a, e)).sum((1, 2, 3))
+
+        self.map(s, len(flat), probe, post)
+        return out.detach()
 
     def sample_norm_bounds(self, s: Site, steps: int, delta: float) -> torch.Tensor:
         """Upper bounds ``beta_n >= ||B_n||_2`` on the norm of each sample's block of
         ``d^2L/dz^2`` (``T K`` square), all holding together with probability ``>= 1 - delta``:
         Lanczos on ``B_n^2`` from Gaussian starts, the ``N`` runs in lockstep (one product serves
         every sample, the samples being verified independent), ``2 steps`` products; the bound of
-        :func:`.lanczos.norm_upper_bound` at ``delta / N`` each."""
+        :func:`.lanczos.norm_upper_bounds` at ``delta / N`` each."""
         import numpy as np
-
-        from .lanczos import lanczos, norm_upper_bound
 
         self.site_grads()
         if s.g is None:
@@ -285,11 +331,11 @@ class StructuredHessian:
             def post(a: int, e: int, r: torch.Tensor) -> None:
                 out.append(r[0])
 
-            self._map(s, 1, lambda a, e: V, post)
+            self.map(s, 1, lambda a, e: V, post)
             return list(out[0].reshape(N, dim).double().cpu().numpy())
 
-        runs = lanczos(lambda vs: apply(apply(vs)), [rng.standard_normal(dim) for _ in range(N)], steps)
-        return torch.tensor([norm_upper_bound(r, dim, delta / N) for r in runs], dtype=torch.float64)
+        bounds = norm_upper_bounds(apply, [rng.standard_normal(dim) for _ in range(N)], steps, delta / N)
+        return torch.tensor(bounds, dtype=torch.float64)
 
     @staticmethod
     def probe_estimate(s: Site) -> int:
@@ -304,7 +350,8 @@ class StructuredHessian:
         if not self.use_gn or gn is None or not gn.usable():
             return {}
         n = gn.out.shape[0]
-        cand = [s for s in sites if s.N == n and s.delta.shape[0] == n and not {s.weight, s.bias} & self.custom]
+        cand = [s for s in sites if s.N == n and s.delta.shape[0] == n and not {s.weight, s.bias} & self.custom
+                and s.weight not in self.tied]
         if gn.block >= sum(self.probe_estimate(s) for s in cand):
             return {}  # cannot pay off even if every layer passes
         n0 = gn.n_hvp + gn.n_vjp
@@ -325,20 +372,25 @@ class StructuredHessian:
         todo = [s for s in self.sites if (s.weight and s.weight not in out) or (s.bias and s.bias not in out)]
         for s in tqdm(todo, desc="exact diagonal", unit="layer", leave=False,
                       disable=(not progress) if progress is not None else None):
-            d = self.site_diagonal(s)
-            self.paths.update({n: "structured" for n in d})
-            out.update(d)
+            for n, h in self.site_diagonal(s).items():
+                # a tied weight: the earlier use's diagonal with twice the cross term, plus the later's
+                out[n] = out[n] + h if n in self.tied and n in out else h
+                self.paths[n] = "tied" if n in self.tied else "structured"
         return out
 
 
 def exact_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[str, torch.Tensor], *,
                    chunk: int | None = None, info: dict | None = None, seed: int = 0,
-                   gauss_newton: bool = True, progress: bool | None = None) -> dict[str, torch.Tensor]:
+                   gauss_newton: bool = True, verify_gauss_newton: bool = True,
+                   progress: bool | None = None) -> dict[str, torch.Tensor]:
     """The exact Hessian diagonal by the structured method (module docstring), with the verified
     Gauss-Newton shortcut (:mod:`.ggn`, unless ``gauss_newton=False``) and brute force for the
     parameters neither can treat. ``info`` receives ``n_hvp`` (products and backward passes),
-    ``paths`` (``"gauss-newton"``, ``"structured"`` or ``"brute"`` per tensor), ``fallback``."""
-    sh = StructuredHessian(model, loss_fn, batch, params, chunk=chunk, seed=seed, gauss_newton=gauss_newton)
+    ``paths`` (``"gauss-newton"``, ``"structured"``, ``"tied"`` or ``"brute"`` per tensor),
+    ``fallback``. ``verify_gauss_newton=False`` is a diagnostic of what the shortcut's checks cost
+    (they are assumed to pass; :class:`.ggn.GaussNewton`): never correct in general."""
+    sh = StructuredHessian(model, loss_fn, batch, params, chunk=chunk, seed=seed, gauss_newton=gauss_newton,
+                           verify_gauss_newton=verify_gauss_newton)
     out = sh.diagonal(progress)
     info = {} if info is None else info
     info["n_hvp"] = info.get("n_hvp", 0) + sh.n_hvp
@@ -366,38 +418,3 @@ def probe_plan(model: nn.Module, loss_fn: LossFn, batch: Batch, params=None) -> 
     done = {n for s in sh.sites for n in (s.weight, s.bias) if n}
     total += sum(p.numel() for n, p in chosen.items() if n not in done)
     return total
-
-
-def site_entries(sh: StructuredHessian, s: Site, attr: str, flat: torch.Tensor) -> torch.Tensor:
-    """Exact diagonal entries ``flat`` (indices into the flattened parameter ``attr`` of site
-    ``s``), one z-space probe each: ``u = A_{.,.,j} (x) e_i`` (weight) or ``1 (x) e_i`` (bias),
-    ``h = <u, (d^2L/dz^2) u>`` -- valid whatever the sample/position structure."""
-    sh.site_grads()
-    m = s.module
-    dt, dev = s.delta.dtype, s.delta.device
-    flat = flat.to(dev)
-    if s.g is None:
-        return torch.zeros(len(flat), dtype=dt, device=dev)
-    A = s.A.to(dt)
-    if attr == "bias":
-        ip, jp = flat, None
-    elif s.kind == "diag":
-        ip, jp = flat, flat
-    elif type(m) is nn.Embedding:
-        ip, jp = flat % s.K, flat // s.K
-    else:
-        J = A.shape[-1]
-        ip, jp = flat // J, flat % J
-    out = torch.empty(len(flat), dtype=dt, device=dev)
-    ar = lambda e: torch.arange(e, device=dev)  # noqa: E731
-
-    def probe(a: int, e: int) -> torch.Tensor:
-        v = torch.zeros(e - a, s.N, s.T, s.K, dtype=dt, device=dev)
-        v[ar(e - a), :, :, ip[a:e]] = 1 if jp is None else A[:, :, jp[a:e]].permute(2, 0, 1)
-        return v
-
-    def post(a: int, e: int, r: torch.Tensor) -> None:
-        out[a:e] = (r * probe(a, e)).sum((1, 2, 3))
-
-    sh._map(s, len(flat), probe, post)
-    return out.detach()

@@ -45,6 +45,7 @@ from __future__ import annotations
 import torch
 
 from ._batched import BatchedGrad, bit_masks
+from ._graph import LINEAR_NODES, PRODUCT_NODES, children, depends_on, leaf, topological
 from ._sites import Site
 
 #: largest per-sample output block (``T_f * C``) factored densely, and largest ``N * B^2`` (the
@@ -54,18 +55,11 @@ MAX_FACTOR_ENTRIES = 2**26
 
 
 # Autograd nodes through which the residual is zero by construction (their second derivative, as
-# autograd computes it, is an exact zero): linear maps, piecewise-linear activations and pooling,
-# and products in which only one factor depends on the layer outputs.
-_LINEAR_NODES = frozenset("""AddBackward0 AddBackward1 SubBackward0 SubBackward1 NegBackward0 ViewBackward0
-    ReshapeAliasBackward0 UnsafeViewBackward0 TBackward0 TransposeBackward0 PermuteBackward0 ExpandBackward0
-    SumBackward0 SumBackward1 MeanBackward0 MeanBackward1 CloneBackward0 SelectBackward0 SliceBackward0
-    CatBackward0 StackBackward0 SqueezeBackward0 SqueezeBackward1 UnsqueezeBackward0 AvgPool2DBackward0
-    AvgPool3DBackward0 MulBackward1 DivBackward1""".split())
+# autograd computes it, is an exact zero): linear maps (:data:`._graph.LINEAR_NODES`),
+# piecewise-linear activations and pooling, and products in which only one factor depends on the
+# layer outputs (:data:`._graph.PRODUCT_NODES`).
 _PIECEWISE_NODES = frozenset("""ReluBackward0 ThresholdBackward0 LeakyReluBackward0 HardtanhBackward0
     MaxPool2DWithIndicesBackward0 MaxPool3DWithIndicesBackward0""".split())
-_PRODUCT_NODES = frozenset("""AddmmBackward0 MmBackward0 BmmBackward0 MvBackward0 AddmvBackward0
-    BaddbmmBackward0 ConvolutionBackward0 MulBackward0""".split())
-
 
 # Nodes with a curvature of their own (a site behind one of them is not offered the shortcut:
 # declining is always safe, the structured path is exact).
@@ -83,34 +77,18 @@ def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) ->
     curved kind, a custom ``autograd.Function``, or a product of two factors that depend on the
     deltas); None when undecided
     (a node of another kind): the numerical test decides."""
-    targets = {id(d) for d in deltas}
-    depends: dict = {}  # node -> does it depend on a delta
-    order: list = []    # nodes that depend on a delta, children before parents
-    stack = [(out.grad_fn, False)]
-    while stack:  # iterative post-order
-        fn, expanded = stack.pop()
-        if fn is None or (fn in depends and not expanded):
-            continue
-        var = getattr(fn, "variable", None)
-        if var is not None:  # a leaf
-            depends[fn] = id(var) in targets
-            continue
-        nexts = [n for n, _ in fn.next_functions if n is not None]
-        if not expanded:
-            stack.append((fn, True))
-            stack.extend((n, False) for n in nexts if n not in depends)
-            continue
-        depends[fn] = any(depends.get(n, False) for n in nexts)
-        if depends[fn]:
-            order.append(fn)
+    order = topological([out])             # parents before children
+    depends = depends_on(order, {id(d) for d in deltas})
     # worst verdict on any path from `out` down to each node: 0 clean, 1 undecided, 2 curved
     worst: dict = {}
-    for fn in reversed(order):  # parents before children
+    for fn in order:
+        if not depends[fn]:
+            continue
         kind = type(fn).__name__
-        nexts = [n for n, _ in fn.next_functions if n is not None and depends.get(n, False)]
-        if kind in _PRODUCT_NODES:
+        nexts = [n for n in children(fn) if depends.get(n, False)]
+        if kind in PRODUCT_NODES:
             own = 2 if len(nexts) > 1 else 0
-        elif kind in _LINEAR_NODES or kind in _PIECEWISE_NODES:
+        elif kind in LINEAR_NODES or kind in _PIECEWISE_NODES:
             own = 0
         elif isinstance(fn, torch.autograd.function.BackwardCFunction):
             own = 2  # a custom autograd.Function: its derivatives are a claim, never certified through
@@ -119,17 +97,19 @@ def structurally_residual_free(out: torch.Tensor, deltas: list[torch.Tensor]) ->
         w = max(worst.get(fn, 0), own)
         for n in nexts:
             worst[n] = max(worst.get(n, 0), w)
-    leaf = {id(fn.variable): worst.get(fn, 0) for fn in depends
-            if depends[fn] and getattr(fn, "variable", None) is not None}
+    leaves = {id(leaf(fn)): worst.get(fn, 0) for fn in order if depends[fn] and leaf(fn) is not None}
     verdict = {0: True, 1: None, 2: False}
-    return [verdict[leaf[id(d)]] if id(d) in leaf else False for d in deltas]
+    return [verdict[leaves[id(d)]] if id(d) in leaves else False for d in deltas]
 
 
 class GaussNewton:
-    """Verification and diagonal of the GGN shortcut for one captured forward pass."""
+    """Verification and diagonal of the GGN shortcut for one captured forward pass.
 
-    def __init__(self, out: torch.Tensor, g_out: torch.Tensor | None, gen: torch.Generator):
-        self.out, self.g_out, self._gen = out, g_out, gen
+    ``verify=False`` is a diagnostic only: the residual and sample-coupling checks are taken to
+    pass (no products spent on them), to measure what they cost. Never correct in general."""
+
+    def __init__(self, out: torch.Tensor, g_out: torch.Tensor | None, gen: torch.Generator, *, verify: bool = True):
+        self.out, self.g_out, self._gen, self.verify = out, g_out, gen, verify
         self.n_hvp = 0  # second-order products (checks, loss Hessian)
         self.n_vjp = 0  # first-order backward passes
 
@@ -156,6 +136,8 @@ class GaussNewton:
         ``R u`` is *exactly* zero (autograd propagates exact zeros through ReLU and max-pooling). A
         nonzero diagonal block ``R_ss`` gives a nonzero ``(R u)_s`` with probability 1; a nonzero
         off-diagonal block can only make a site fail that would have passed (never the reverse)."""
+        if not self.verify:
+            return [True] * len(sites)
         verdict = structurally_residual_free(self.out, [s.delta for s in sites])
         undecided = [i for i, v in enumerate(verdict) if v is None]
         if not undecided:
@@ -181,7 +163,9 @@ class GaussNewton:
         ``keep`` ``(bits, N)`` boolean, ``v`` ``(bits, *out.shape)``. A map that does not couple
         samples answers ``v_b`` with exact zeros on the samples where ``keep[b]`` is False; a
         coupled pair differs in some bit, and gives a nonzero response with probability 1."""
-        keep = bit_masks(self.out.shape[0], self.out.device)
+        n = self.out.shape[0]
+        keep = bit_masks(n, self.out.device) if self.verify else torch.ones(0, n, dtype=torch.bool,
+                                                                              device=self.out.device)
         shape = tuple(keep.shape) + (1,) * (self.out.dim() - 1)
         v = self._randn((len(keep), *self.out.shape), self.out) * keep.view(shape).to(self.out.dtype)
         return keep, v
@@ -293,7 +277,7 @@ class GaussNewton:
         for i, s in enumerate(sites):
             Hw, Hb = acc[i]
             if s.weight:
-                result[s.weight] = s.weight_matrix_to_param(Hw).detach()
+                result[s.weight] = s.matrix_to_param(Hw).detach()
             if s.bias:
                 result[s.bias] = Hb.detach()
         return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LanczosRun", "lanczos", "norm_upper_bound"]
+__all__ = ["LanczosRun", "lanczos", "norm_upper_bound", "norm_upper_bounds"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,12 @@ def norm_upper_bound(run: LanczosRun, dim: int, delta: float) -> float:
         return math.sqrt(theta)
     eps = (math.log(1.648 * math.sqrt(dim) / delta) / (2 * run.steps - 1)) ** 2
     return math.inf if eps >= 1 else math.sqrt(theta / (1 - eps))
+
+
+def norm_upper_bounds(matvecs: Callable[[list[np.ndarray]], list[np.ndarray]], starts: list[np.ndarray],
+                      steps: int, delta: float) -> list[float]:
+    """Upper bounds on ``||A_b||_2`` for ``len(starts)`` symmetric operators at once: Lanczos on
+    ``A_b^2`` (``matvecs`` applied twice per step: ``2 steps`` calls) from the Gaussian
+    ``starts``, each bound (:func:`norm_upper_bound`) holding with probability ``>= 1 - delta``."""
+    runs = lanczos(lambda vs: matvecs(matvecs(vs)), starts, steps)
+    return [norm_upper_bound(r, len(v), delta) for r, v in zip(runs, starts)]

@@ -55,7 +55,7 @@ def rmed_per_layer(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params: I
     info = kw.pop("info", None)
     info = {} if info is None else info
     diag = hessian_diagonal(model, loss_fn, batch, params=params, method=method, info=info, **kw)
-    emb = embedding_rows(model, batch, diag)
+    emb = embedding_rows(model, batch, diag, loss_fn)
     scale = max(float(h.detach().abs().max()) for h in diag.values())
     rows = [summary_row(name, h, emb.get(name), scale, method) for name, h in diag.items()]
     df = pd.DataFrame(rows, columns=COLUMNS)

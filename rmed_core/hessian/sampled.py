@@ -65,7 +65,7 @@ from ..validation import check_positive
 from ._hvp import HessianOperator
 from ._validate import Batch, LossFn, check_batch, check_dropout, select_params
 from .exact import StructuredHessian
-from .lanczos import lanczos, norm_upper_bound
+from .lanczos import norm_upper_bounds
 from .table import COLUMNS, embedding_rows, summary_row
 
 __all__ = ["sampled_rmed", "order_statistic_ranks", "min_samples", "post_stratified_median"]
@@ -124,7 +124,7 @@ def _weighted(s, attr: str, W: torch.Tensor) -> torch.Tensor:
     if s.kind == "diag":
         return (W * A2).sum((0, 1))
     w = torch.einsum("ntk,ntj->kj", W, A2)
-    return (w.T if type(s.module) is nn.Embedding else w).flatten()
+    return (w.T if s.transposed else w).flatten()
 
 
 def _proxy(s, attr: str, R: torch.Tensor) -> torch.Tensor:
@@ -174,7 +174,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     if n_samples < min_samples(confidence):
         raise ValueError(f"n_samples={n_samples} cannot give confidence={confidence}: the median's interval needs "
                          f"at least {min_samples(confidence)} draws (more for a useful width)")
-    check_batch(batch)
+    check_batch(batch, loss_fn)
     chosen = select_params(model, params)
     check_dropout(model)
     t0 = time.perf_counter()
@@ -182,9 +182,10 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     gen = torch.Generator().manual_seed(seed)
     sh = StructuredHessian(model, loss_fn, batch, chosen, chunk=chunk, seed=seed, gauss_newton=False)
     sh.site_grads()
-    emb = embedding_rows(model, batch, chosen)
+    emb = embedding_rows(model, batch, chosen, loss_fn)
     on_sites = {getattr(s, a) for s in sh.sites for a in ("weight", "bias") if getattr(s, a)}
-    brute = [n for n in chosen if n not in on_sites]
+    # tensors without a site, and tied weights: entries by one Hessian-vector product each
+    in_params = [n for n in chosen if n not in on_sites or n in sh.tied]
     n_tensors = len(chosen)
     delta = alpha / 2 / max(n_tensors, 1)  # each tensor's share of the maximum's failure probability
     brute_hvp = 0
@@ -194,15 +195,23 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
                disable=(not progress) if progress is not None else None)
     rows: dict[str, dict] = {}
     exact_diag: dict[str, torch.Tensor] = {}
+    tied_proxies: dict[str, list[list[torch.Tensor]]] = {n: [[], []] for n in sh.tied}  # [row-sum, gradient]
 
     for s in sh.sites:
-        wanted = [a for a in ("weight", "bias") if getattr(s, a)]
+        wanted = [a for a in ("weight", "bias") if getattr(s, a) and getattr(s, a) not in sh.tied]
+        if s.weight in sh.tied and s.g is not None:  # the tied weight's proxies: its two uses' summed
+            tied_proxies[s.weight][1].append(_fisher_proxy(s, "weight"))
+            if s.K <= proxy_below:
+                tied_proxies[s.weight][0].append(_proxy(s, "weight", sh.unit_responses(s)))
+        if not wanted:
+            continue
         whole = s.g is None or sh.site_cost(s) <= exact_below
         # a layer whose positions are independent costs K products whole -- what the row-sum proxy
         # costs -- so it is exact when that proxy is affordable (K <= proxy_below)
         whole = whole or (s.positions_independent and s.K <= proxy_below)
         if whole:
-            exact_diag.update(sh.site_diagonal(s))
+            d = sh.site_diagonal(s)
+            exact_diag.update({getattr(s, a): d[getattr(s, a)] for a in wanted})
             bar.update(len(wanted))
             continue
         norms = sh.sample_norm_bounds(s, bound_steps, delta) if bound_steps else None
@@ -217,14 +226,17 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
                 proxies[a].insert(0, _proxy(s, a, R))
         for a in wanted:
             name = getattr(s, a)
-            rows[name] = _estimate(sh, s, a, name, emb.get(name), gen, proxies[a], n_samples, n_candidates,
-                                   strata, alpha, norms)
+            bound = _max_bound(s, a, norms, emb.get(name)) if norms is not None else math.inf
+            rows[name] = _estimate(getattr(s.module, a), emb.get(name), lambda f, s=s, a=a: sh.entries(s, a, f),
+                                   gen, proxies[a], n_samples, n_candidates, strata, alpha, bound) | {"layer": name}
             bar.update()
-    if brute:
-        brute_hvp, est = _brute_estimates(model, loss_fn, batch, {n: chosen[n] for n in brute}, emb, gen, n_samples,
-                                      alpha, bound_steps, delta, chunk, seed)
+    if in_params:
+        proxies = {n: [sum(q) for q in tied_proxies[n] if q] for n in in_params if n in sh.tied}
+        brute_hvp, est = _estimates_in_parameter_space(model, loss_fn, batch, {n: chosen[n] for n in in_params}, emb,
+                                                       gen, proxies, n_samples, n_candidates, strata, alpha,
+                                                       bound_steps, delta, chunk, seed)
         rows.update(est)
-        bar.update(len(brute))
+        bar.update(len(in_params))
     # the undefined rule needs the largest entry seen anywhere
     scale = max([float(h.abs().max()) for h in exact_diag.values()] + [r["h_max"] for r in rows.values()] + [0.0])
     for name, h in exact_diag.items():
@@ -260,33 +272,33 @@ def _interval(x: torch.Tensor, max_lo: float, max_hi: float, alpha: float) -> tu
     return lower, upper
 
 
-def _estimate(sh: StructuredHessian, s, attr: str, name: str, rows: torch.Tensor | None, gen: torch.Generator,
-              proxies: list[torch.Tensor], m: int, n_cand: int, strata: int, alpha: float,
-              norms: torch.Tensor | None) -> dict:
-    p = getattr(s.module, attr)
+def _estimate(p: torch.Tensor, rows: torch.Tensor | None, entries, gen: torch.Generator,
+              proxies: list[torch.Tensor], m: int, n_cand: int, strata: int, alpha: float, bound: float) -> dict:
+    """One tensor's row of the table (module docstring): ``m`` uniform draws and the ``n_cand``
+    top entries of each proxy (flattened like ``p``), computed by ``entries(flat)``; the median
+    post-stratified by the first proxy (plain without one); ``bound`` an upper bound on the
+    maximum (``inf``: none)."""
     numel = p.numel()
-    proxy = proxies[0]  # the first proxy also cuts the strata
     pop = _population(p, rows)
     n = len(pop)
     # uniform draws (with replacement) and the proxy's top entries, each computed once
     draw = pop[torch.randint(0, n, (m,), generator=gen)]
     top = [pop[torch.topk(q[pop], min(n_cand, n)).indices] for q in proxies if n_cand]
     uniq, inv = torch.unique(torch.cat([draw, *top]), return_inverse=True)
-    vals = sh.entries(s, attr, uniq).abs().double().cpu()
+    vals = entries(uniq).abs().double().cpu()
     x = vals[inv[:m]]
     max_lo = float(vals.max())
-    # post-stratified median: cells by proxy quantiles over the population
-    rank = torch.empty(n, dtype=torch.long)
-    rank[torch.argsort(proxy[pop].cpu(), stable=True)] = torch.arange(n)
-    cell_of = (rank * strata) // n
-    weights = torch.bincount(cell_of, minlength=strata).double() / n
-    pos = torch.searchsorted(pop, draw) if rows is not None else draw
-    med = post_stratified_median(x, cell_of[pos], weights)
-    max_hi = math.inf
-    if norms is not None:
-        max_hi = max(_max_bound(s, attr, norms, rows), max_lo)
-    lower, upper = _interval(x, max_lo, max_hi, alpha)
-    return dict(layer=name, numel=numel, n_used=n, r_med=max_lo / med if med > 0 else math.inf,
+    if proxies:  # post-stratified median: cells by the first proxy's quantiles over the population
+        rank = torch.empty(n, dtype=torch.long)
+        rank[torch.argsort(proxies[0][pop].cpu(), stable=True)] = torch.arange(n)
+        cell_of = (rank * strata) // n
+        weights = torch.bincount(cell_of, minlength=strata).double() / n
+        pos = torch.searchsorted(pop, draw) if rows is not None else draw
+        med = post_stratified_median(x, cell_of[pos], weights)
+    else:
+        med = float(median(x))
+    lower, upper = _interval(x, max_lo, max(bound, max_lo), alpha)
+    return dict(layer="", numel=numel, n_used=n, r_med=max_lo / med if med > 0 else math.inf,
                 lower=lower, upper=upper, h_max=max_lo, h_median=med, undefined="")
 
 
@@ -299,9 +311,12 @@ def _max_bound(s, attr: str, norms: torch.Tensor, rows: torch.Tensor | None) -> 
     return float(col.max())
 
 
-def _brute_estimates(model, loss_fn, batch, params: dict, emb: dict, gen, m: int, alpha: float, bound_steps: int, delta: float, chunk, seed: int) -> tuple[int, dict]:
-    """Uniform draws by one HVP each, and the parameter-space block-norm bound, for tensors
-    without a structured site."""
+def _estimates_in_parameter_space(model, loss_fn, batch, params: dict, emb: dict, gen, proxies: dict, m: int,
+                                  n_cand: int, strata: int, alpha: float, bound_steps: int, delta: float, chunk,
+                                  seed: int) -> tuple[int, dict]:
+    """Entries by one Hessian-vector product each, and the parameter-space block-norm bound, for
+    tensors without a structured site and for tied weights (these with the ranking ``proxies`` of
+    their two uses)."""
     from .brute import brute_entries
 
     n_hvp, out = 0, {}
@@ -318,20 +333,17 @@ def _brute_estimates(model, loss_fn, batch, params: dict, emb: dict, gen, m: int
             return [Y[offs[b]:offs[b + 1], b] for b in range(len(vs))]
 
         rng = np.random.default_rng(seed)
-        runs = lanczos(lambda vs: blockwise(blockwise(vs)), [rng.standard_normal(n) for n in op.sizes], bound_steps)
-        norm = {n: norm_upper_bound(r, d, delta) for n, r, d in zip(params, runs, op.sizes)}
+        bounds = norm_upper_bounds(blockwise, [rng.standard_normal(n) for n in op.sizes], bound_steps, delta)
+        norm = dict(zip(params, bounds))
         n_hvp += op.n_hvp
     for name, p in params.items():
-        rows = emb.get(name)
-        pop = _population(p, rows)
-        draw = pop[torch.randint(0, len(pop), (m,), generator=gen)]
-        uniq, inv = torch.unique(draw, return_inverse=True)
-        vals = brute_entries(model, loss_fn, batch, name, p, uniq, chunk=chunk).abs().double().cpu()
-        n_hvp += len(uniq)
-        x = vals[inv]
-        max_lo = float(vals.max())
-        med = float(median(x))
-        lower, upper = _interval(x, max_lo, max(norm[name], max_lo), alpha)
-        out[name] = dict(layer=name, numel=p.numel(), n_used=len(pop), r_med=max_lo / med if med > 0 else math.inf,
-                         lower=lower, upper=upper, h_max=max_lo, h_median=med, undefined="")
+        spent = [0]
+
+        def entries(flat, name=name, p=p):
+            spent[0] += len(flat)
+            return brute_entries(model, loss_fn, batch, name, p, flat, chunk=chunk)
+
+        out[name] = _estimate(p, emb.get(name), entries, gen, proxies.get(name, []), m, n_cand, strata, alpha,
+                              norm[name]) | {"layer": name}
+        n_hvp += spent[0]
     return n_hvp, out

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from ..stats import median, undefined_reason
+from ._forward import run_model
 from ._guards import preserved_buffers
-from ._validate import Batch
+from ._validate import Batch, LossFn
 
 __all__ = ["COLUMNS", "embedding_rows", "used_entries", "summary_row"]
 
@@ -18,11 +19,12 @@ COLUMNS = ["layer", "numel", "n_used", "r_med", "undefined", "method", "lower", 
            "h_median"]
 
 
-def embedding_rows(model: nn.Module, batch: Batch, names: Iterable[str]) -> dict[str, torch.Tensor]:
+def embedding_rows(model: nn.Module, batch: Batch, names: Iterable[str], loss_fn: LossFn = None) -> dict[str, torch.Tensor]:
     """For each named ``nn.Embedding`` weight used by no other module, the rows the batch looks up
     (sorted ids; ``padding_idx`` left out). The other rows receive no gradient from this batch, so
     their Hessian diagonal is zero by construction and they are not entries of the statistic.
-    One forward pass without gradients, with hooks recording the embeddings' inputs."""
+    One forward pass without gradients (the model called as the loss calls it, :mod:`._forward`),
+    with hooks recording the embeddings' inputs."""
     names = set(names)
     owners: dict[int, int] = {}
     for _, m in model.named_modules(remove_duplicate=False):
@@ -43,7 +45,7 @@ def embedding_rows(model: nn.Module, batch: Batch, names: Iterable[str]) -> dict
     handles = [m.register_forward_hook(hook) for m in wanted]
     try:
         with torch.no_grad(), preserved_buffers(model):
-            model(batch[0])
+            run_model(model, batch, loss_fn)
     finally:
         for h in handles:
             h.remove()

@@ -9,7 +9,9 @@ together they cover every path of :mod:`rmed_core.hessian.exact`:
 ``mlp_relu``, ``mlp_tanh``     Linear layers, one position per sample (probe path (a))
 ``cnn_max``                    Conv2d (unfolded patches) with ReLU and max-pooling
 ``transformer``                embeddings, LayerNorm, explicit causal attention, GELU, residuals
-``transformer_tied``           the same, head tied to the token embedding (brute-force fallback)
+``transformer_tied``           the same, head tied to the token embedding (a tied weight)
+``sdpa_tied``                  :class:`NanoGPT`: ``F.scaled_dot_product_attention``, a hand-written
+                               LayerNorm, a fused qkv projection, head tied to the token embedding
 ``tokenwise``                  a Linear applied at every position, positions mixed afterwards
 ``shared``                     a Linear called twice (brute-force fallback)
 ``batchnorm_train``            BatchNorm in training mode: samples coupled, merged into one
@@ -22,6 +24,8 @@ True
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +33,7 @@ from torch import nn
 from ..models import CNN, MLP, TransformerLM, lm_loss
 
 __all__ = ["CASES", "DEVICES", "make_case", "reference_diagonal", "max_rel_error", "allclose_report",
-           "SharedLayer", "TokenwiseMLP", "BNNet"]
+           "SharedLayer", "TokenwiseMLP", "BNNet", "NanoGPT"]
 
 DEVICES = ["cpu", "cuda"]
 
@@ -78,7 +82,66 @@ class BNNet(nn.Module):
         return self.out(torch.tanh(self.bn(self.fc(x))))
 
 
-CASES = ["mlp_relu", "mlp_tanh", "cnn_max", "transformer", "transformer_tied", "tokenwise", "shared",
+class LayerNorm(nn.Module):
+    """nanoGPT's LayerNorm: ``F.layer_norm`` with its own weight and an optional bias."""
+
+    def __init__(self, ndim: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class _NanoBlock(nn.Module):
+    def __init__(self, d: int, n_head: int, attention: str):
+        super().__init__()
+        self.n_head, self.attention = n_head, attention
+        self.ln_1, self.ln_2 = LayerNorm(d), LayerNorm(d)
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def attend(self, x):
+        n, t, d = x.shape
+        q, k, v = (z.view(n, t, self.n_head, d // self.n_head).transpose(1, 2)
+                   for z in self.c_attn(x).split(d, dim=2))
+        if self.attention == "sdpa":
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # the same, written out
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.n_head)
+            y = torch.softmax(att.masked_fill(mask, float("-inf")), dim=-1) @ v
+        return self.c_proj(y.transpose(1, 2).reshape(n, t, d))
+
+    def forward(self, x):
+        x = x + self.attend(self.ln_1(x))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+
+class NanoGPT(nn.Module):
+    """A model written the way nanoGPT writes it: ``(N, T)`` token ids -> ``(N, T, V)`` logits;
+    causal attention by ``F.scaled_dot_product_attention(..., is_causal=True)``
+    (``attention="sdpa"``) or written out (``"explicit"``: the same function), nanoGPT's own
+    LayerNorm, one fused ``c_attn`` projection, and the output layer tied to the token embedding."""
+
+    def __init__(self, vocab: int, d: int = 8, n_layer: int = 1, n_head: int = 2, block: int = 8,
+                 attention: str = "sdpa"):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(block, d)
+        self.h = nn.ModuleList(_NanoBlock(d, n_head, attention) for _ in range(n_layer))
+        self.ln_f = LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.wte.weight = self.lm_head.weight  # weight tying, as nanoGPT does
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+CASES = ["mlp_relu", "mlp_tanh", "cnn_max", "transformer", "transformer_tied", "sdpa_tied", "tokenwise", "shared",
          "batchnorm_train"]
 
 
@@ -102,6 +165,13 @@ def make_case(name: str, dtype: torch.dtype = torch.float64, device: str | torch
         # embedding goes to brute force, whose reference is the expensive part)
         m = TransformerLM(7, d_model=8, n_layers=1 if tied else 2, n_heads=2, seq_len=4, tie_weights=tied)
         with torch.no_grad():  # move off the symmetric init so LayerNorm/bias curvature is generic
+            for p in m.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=g))
+        x, y = torch.randint(0, 7, (2, 4), generator=g), torch.randint(0, 7, (2, 4), generator=g)
+        loss = lm_loss
+    elif name == "sdpa_tied":
+        m = NanoGPT(7, d=8, n_layer=1, n_head=2, block=4)
+        with torch.no_grad():  # off the symmetric init (LayerNorm weights 1, biases 0)
             for p in m.parameters():
                 p.add_(0.3 * torch.randn(p.shape, generator=g))
         x, y = torch.randint(0, 7, (2, 4), generator=g), torch.randint(0, 7, (2, 4), generator=g)
@@ -130,8 +200,11 @@ def make_case(name: str, dtype: torch.dtype = torch.float64, device: str | torch
 
 def reference_diagonal(model: nn.Module, loss_fn, batch, names=None) -> dict[str, torch.Tensor]:
     """Per-tensor diagonal of the dense block ``torch.autograd.functional.hessian(...,
-    vectorize=True)`` (``numel**2`` entries per tensor: tiny models only)."""
-    x, y = batch
+    vectorize=True)`` (``numel**2`` entries per tensor: tiny models only). The loss is read as the
+    engine reads it (:mod:`rmed_core.hessian._forward`: a dict batch, ``loss_fn=None``, attention
+    on the math backend); a tied weight is substituted in both of its uses."""
+    from ._forward import forward
+
     named = dict(model.named_parameters())
     names = list(named) if names is None else list(names)
     out = {}
@@ -139,7 +212,10 @@ def reference_diagonal(model: nn.Module, loss_fn, batch, names=None) -> dict[str
         p0 = named[n]
 
         def f(p, n=n):
-            return loss_fn(torch.func.functional_call(model, {n: p}, (x,), strict=False, tie_weights=True), y)
+            def call(*args, **kwargs):
+                return torch.func.functional_call(model, {n: p}, args, kwargs, strict=False, tie_weights=True)
+
+            return forward(call, loss_fn, batch, name=type(model).__name__).loss
 
         H = torch.autograd.functional.hessian(f, p0.detach(), vectorize=True)
         out[n] = H.reshape(p0.numel(), p0.numel()).diagonal().reshape(p0.shape)
