@@ -33,7 +33,7 @@ from torch import nn
 from ..models import CNN, MLP, TransformerLM, lm_loss
 
 __all__ = ["CASES", "DEVICES", "make_case", "reference_diagonal", "max_rel_error", "allclose_report",
-           "SharedLayer", "TokenwiseMLP", "BNNet", "NanoGPT"]
+           "SharedLayer", "TokenwiseMLP", "BNNet", "NanoGPT", "linear_twin"]
 
 DEVICES = ["cpu", "cuda"]
 
@@ -139,6 +139,28 @@ class NanoGPT(nn.Module):
         for block in self.h:
             x = block(x)
         return self.lm_head(self.ln_f(x))
+
+
+def linear_twin(model: nn.Module) -> tuple[nn.Module, set[str]]:
+    """A copy of ``model`` with every Hugging Face ``Conv1D`` (``y = x @ W + b``, ``W`` of shape
+    (in, out)) replaced by the ``nn.Linear`` computing the same function (weight ``W^T``): the
+    same architecture written with ``nn.Linear``. Also returns the names of the weights so
+    transposed (the twin's diagonal of ``name`` is the transpose of the original's)."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    transposed = set()
+    for name, mod in list(twin.named_modules()):
+        for child_name, child in list(mod.named_children()):
+            if type(child).__name__ == "Conv1D":
+                n_in, n_out = child.weight.shape
+                lin = nn.Linear(n_in, n_out, dtype=child.weight.dtype, device=child.weight.device)
+                with torch.no_grad():
+                    lin.weight.copy_(child.weight.T)
+                    lin.bias.copy_(child.bias)
+                setattr(mod, child_name, lin)
+                transposed.add(f"{name}.{child_name}.weight" if name else f"{child_name}.weight")
+    return twin, transposed
 
 
 CASES = ["mlp_relu", "mlp_tanh", "cnn_max", "transformer", "transformer_tied", "sdpa_tied", "tokenwise", "shared",
