@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml constraints.txt
 book: $(STAMP)
 	$(BIN)/jupyter-book build book -W -n --keep-going
 
+# The unit tests and every notebook at ci scale (nbval), then every docstring example of the package.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --doctest-modules rmed_core
 
 # Real-browser checks of the built book (tests/browser, kept out of `make test`): every page loads
 # without console errors, its images load, its internal links and anchors resolve, a provenance

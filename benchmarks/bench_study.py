@@ -286,11 +286,12 @@ def control64(a) -> None:
     import tempfile
 
     from rmed_core.hessian import hessian_diagonal
-    from rmed_core.runs.store import ResultStore
     from rmed_core.runs.bundle import read_bundle
-    from rmed_core.tasks import get_task
     from rmed_core.runs.config import TrainConfig
+    from rmed_core.runs.store import ResultStore
     from rmed_core.runs.trainer import final_model, train
+    from rmed_core.stats import median as median_of, r_med
+    from rmed_core.tasks import get_task
 
     runs = read_bundle("study", "runs")
     runs = runs[(runs.sweep == "study-control") & (runs.seed == a.seed)]
@@ -299,7 +300,7 @@ def control64(a) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for _, run in runs.iterrows():
-            cfg = TrainConfig(**json.loads(run.config))
+            cfg = TrainConfig.from_dict(json.loads(run.config))
             res = train(cfg, ResultStore(tmp), progress=False)
             model, batch = final_model(res)
             stored = read_bundle("study", "loss", run=run.run).sort_values("step").loss.iloc[-1]
@@ -313,10 +314,8 @@ def control64(a) -> None:
                 a32, a64 = h[torch.float32][name].abs().double(), h64.abs()
                 rows.append(dict(opt=cfg.opt, lr=cfg.lr, seed=cfg.seed, step=cfg.steps, layer=name,
                                  numel=a64.numel(), zero_fraction=round(float((a64 == 0).double().mean()), 3),
-                                 h_max=float(a64.max()), h_median_f64=float(a64.median()),
-                                 h_median_f32=float(a32.median()),
-                                 r_med_f64=float(a64.max() / a64.median()) if a64.median() > 0 else np.nan,
-                                 r_med_f32=float(a32.max() / a32.median()) if a32.median() > 0 else np.nan,
+                                 h_max=float(a64.max()), h_median_f64=float(median_of(a64)),
+                                 h_median_f32=float(median_of(a32)), r_med_f64=r_med(a64), r_med_f32=r_med(a32),
                                  max_rel_diff=float((a32 - a64).abs().max() / a64.max()),
                                  final_loss=float(again), bundle_final_loss=float(stored)))
     header = (f"The control's runs of bundles/study (sweep study-control, seed {a.seed}), trained again from the "

@@ -32,21 +32,22 @@ scale: str = "book"  # ci | book | paper
 seed: int = 0
 
 # %% tags=["hide-input"]
-from pathlib import Path
+import time
 
 import pandas as pd
 import torch
-from myst_nb import glue
 
-import rmed_core
+from rmed_core.book.report import glue_number, glue_values, show_provenance
 from rmed_core.hessian import hessian_diagonal, rmed_per_layer
 from rmed_core.hessian.testing import make_case, max_rel_error, reference_diagonal
+from rmed_core.provenance import provenance
+from rmed_core.study.goals import BENCHMARKS, goal_table, read_tables, study_accuracy_summary, study_batch_summary
+
+started = time.perf_counter()
 
 torch.manual_seed(seed)
 pd.set_option("display.max_colwidth", None)  # the goals table's sentences are shown whole
 torch.set_num_threads(1)  # tiny models: threads only spin-wait on a shared machine
-ROOT = Path(rmed_core.__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 
 # %% [markdown]
 # ## Brute force: one HVP per entry
@@ -151,7 +152,7 @@ for case in cases:
                      paths=", ".join(sorted(set(info["paths"].values()))),
                      brute_force_for=", ".join(info.get("fallback", {})) or "-"))
 exactness = pd.DataFrame(rows)
-glue("worst_exact_error", float(exactness.max_rel_error.max()), display=False)
+glue_number("worst_exact_error", exactness.max_rel_error.max())
 exactness
 
 # %% tags=["hide-input"]
@@ -174,7 +175,7 @@ both = exact[["layer", "numel", "r_med", "undefined"]].merge(sampled[["layer", "
 defined = both[both.undefined == ""]
 covered = float(((defined.lower <= defined.r_med_exact * (1 + 1e-9))
                  & (defined.r_med_exact <= defined.upper * (1 + 1e-9))).mean())
-glue("sampled_coverage", 100 * covered, display=False)
+glue_number("sampled_coverage", 100 * covered)
 assert (sampled.undefined != "").sum() == (exact.undefined != "").sum()
 both.head(10)
 
@@ -189,26 +190,10 @@ both.head(10)
 # measured is marked so; no number here is typed in by hand.
 
 # %% tags=["hide-input"]
-BENCHMARKS = {
-    "transformer_exact_vs_brute": "exact vs brute force, TransformerLM (bench_transformer.py)",
-    "transformer_probe_counts": "products on the whole TransformerLM (bench_transformer.py)",
-    "transformer_heldout_exact_vs_brute": "exact vs brute force, a held-out TransformerLM size (bench_transformer.py)",
-    "backpack": "exact vs BackPACK DiagGGNExact / DiagHessian (bench_backpack.py)",
-    "eigen_vs_pyhessian": "top-5 eigenvalues vs PyHessian (bench_eigen.py)",
-    "sampled_vs_exact": "sampled and Hutchinson R_med vs exact, small transformer (bench_sampled.py)",
-    "study_accuracy": "study model: sampled vs exact, whole model (bench_study.py accuracy)",
-    "study_batch": "study model: R_med against the Hessian batch (bench_study.py batch)",
-    "study_vocab10k": "study model at the 10k vocabulary: sampled probe (bench_study.py vocab10k)",
-}
-tables = {}
+tables = read_tables()
 for name, what in BENCHMARKS.items():
-    path = RESULTS / f"{name}.csv"
     print(f"## {what}")
-    if path.exists():
-        tables[name] = pd.read_csv(path)
-        print(tables[name].to_string(index=False), "\n")
-    else:
-        print("not measured\n")
+    print(tables[name].to_string(index=False) if name in tables else "not measured", "\n")
 
 # %% [markdown]
 # ## At the study size
@@ -219,73 +204,8 @@ for name, what in BENCHMARKS.items():
 # method and the sampled estimate side by side in one process (`benchmarks/bench_study.py`).
 
 # %% tags=["hide-input"]
-study = tables.get("study_accuracy")
-if study is not None:
-    both_rows = study[study.step.astype(str) == "both"].iloc[0]
-    per_step = study[study.step.astype(str) != "both"]
-    glue("study_median_err", 100 * float(both_rows.median_err_sampled), display=False)
-    glue("study_worst_err", 100 * float(both_rows.worst_err_sampled), display=False)
-    glue("study_max_part_worst", 100 * float(both_rows.max_part_worst), display=False)
-    glue("study_median_part_worst", 100 * float(both_rows.median_part_worst), display=False)
-    glue("study_coverage", 100 * float(both_rows.coverage), display=False)
-    glue("study_width", float(both_rows.width_median), display=False)
-    glue("study_time_ratio", 100 * float(per_step.time_ratio.astype(float).max()), display=False)
-    glue("study_product_ratio", 100 * float(per_step.product_ratio.astype(float).max()), display=False)
-    glue("study_exact_minutes", float(per_step.exact_s.astype(float).max()) / 60, display=False)
-    glue("study_sampled_seconds", float(per_step.sampled_s.astype(float).max()), display=False)
-    glue("study_exact_products", int(per_step.exact_products.astype(float).max()), display=False)
-    glue("study_brute_products", int(per_step.brute_products.max()) if "brute_products" in per_step else -1,
-         display=False)
-    glue("study_brute_ratio", float(per_step.brute_over_exact_products.astype(float).max())
-         if "brute_over_exact_products" in per_step else float("nan"), display=False)
-    verdict_text = "measured"
-    glue("study_which_part", "the maximum is the larger error: the proxy's candidates missed the largest entry "
-         "of some tensors" if both_rows.max_part_worst > both_rows.median_part_worst else
-         "the maximum is found by the proxy's candidates, and the error left is the median's sampling error",
-         display=False)
-else:
-    for key in ("study_median_err", "study_worst_err", "study_max_part_worst", "study_median_part_worst",
-                "study_coverage", "study_width", "study_time_ratio", "study_product_ratio", "study_exact_minutes",
-                "study_sampled_seconds", "study_brute_ratio"):
-        glue(key, float("nan"), display=False)
-    glue("study_exact_products", -1, display=False)
-    glue("study_brute_products", -1, display=False)
-    verdict_text = "not measured"
-    glue("study_which_part", "not measured", display=False)
-glue("study_status", verdict_text, display=False)
-
-
-batch_table = tables.get("study_batch")
-if batch_table is not None:
-    b = batch_table.set_index("tokens")
-    moves = {k: b.loc[k] if k in b.index else None for k in (256, 1024, 2048)}
-    for k, row in moves.items():
-        glue(f"batch_move_{k}", float(row.median_abs_log_vs_512) if row is not None else float("nan"), display=False)
-        glue(f"batch_max_{k}", float(row.max_abs_log_vs_512) if row is not None else float("nan"), display=False)
-        glue(f"batch_over25_{k}", int(row.over_25pct) if row is not None else -1, display=False)
-        glue(f"batch_maxtensor_{k}", str(row.tensor_of_max) if row is not None else "not measured", display=False)
-    glue("batch_defined", int(b.defined.min()), display=False)
-    # the estimate's own error at 512 tokens, measured by the accuracy section (NaN when it was not)
-    floor = float(b.noise_floor_median.iloc[0]) if "noise_floor_median" in b else float("nan")
-    floor = None if floor != floor else floor
-    settled = 2048 in b.index and floor is not None and b.median_abs_log_vs_512[2048] <= floor
-    glue("batch_settled", "has settled at 512 tokens: the median move to 2,048 is within the estimate's own error"
-         if settled else "has not settled at 512 tokens: the median tensor moves by more than the estimate's own "
-         "error (median |log| over sampled tensors, {:.3f}), so the study's values are R_med of its 512-token batch, "
-         "not of the training loss at large".format(floor) if floor is not None else "is not compared with a noise "
-         "floor (the accuracy section has not measured this checkpoint)", display=False)
-    glue("batch_seconds_2048", float(b.seconds.get(2048, float("nan"))), display=False)
-    glue("batch_seconds_512", float(b.seconds.get(512, float("nan"))), display=False)
-else:
-    for k in (256, 1024, 2048):
-        for key in ("move", "max"):
-            glue(f"batch_{key}_{k}", float("nan"), display=False)
-        glue(f"batch_over25_{k}", -1, display=False)
-        glue(f"batch_maxtensor_{k}", "not measured", display=False)
-    glue("batch_defined", -1, display=False)
-    glue("batch_settled", "is not measured", display=False)
-    glue("batch_seconds_2048", float("nan"), display=False)
-    glue("batch_seconds_512", float("nan"), display=False)
+study = glue_values(study_accuracy_summary(tables.get("study_accuracy")))
+batch = glue_values(study_batch_summary(tables.get("study_batch")))
 
 # %% [markdown]
 # Status of this measurement: {glue:text}`study_status`. On the sampled tensors of the measured
@@ -339,107 +259,10 @@ else:
 # Read from the tables above (a goal whose table is missing is "not measured").
 
 # %% tags=["hide-input"]
-goals = []
-
-
-def goal(name: str, target: str, table: str, check) -> None:
-    if table not in tables:
-        goals.append(dict(goal=name, target=target, measured="not measured", met="not measured"))
-        return
-    if check is None:  # measured, but no rule written for it yet
-        goals.append(dict(goal=name, target=target, measured=f"see {table}", met="not evaluated"))
-        return
-    measured, met = check(tables[table])
-    goals.append(dict(goal=name, target=target, measured=measured, met="yes" if met else "no"))
-
-
-def transformer(df):
-    s = float(df.set_index("method").speedup_vs_brute["exact"])
-    return f"{s:.2f}x", s >= 4
-
-
-def probes(df):
-    r = df.set_index("d_model").ratio
-    return ", ".join(f"d={d}: {v:.1f}x" for d, v in r.items()), bool(r.iloc[0] >= 4)
-
-
-def eigen(df):
-    ours = df.iloc[0]
-    peers = df.iloc[1:]
-    ok = peers[peers.meets_1e3]
-    ref = ok.iloc[0] if len(ok) else peers.sort_values("max_rel_error").iloc[0]
-    note = "" if len(ok) else f" (PyHessian never reached 1e-3; its best: {ref.max_rel_error:.1e})"
-    return (f"ours {ours.max_rel_error:.0e} in {ours.hvps} HVPs; {ref.hvp_ratio_vs_ours:.1f}x fewer HVPs, "
-            f"{ref.time_ratio_vs_ours:.1f}x less time{note}",
-            bool(ours.meets_1e3 and ref.hvp_ratio_vs_ours >= 5 and ref.time_ratio_vs_ours >= 3))
-
-
-def backpack_goal(df):
-    ours = df[df.method == "ours (exact)"].set_index("model")
-    parts = [f"{m}: {r.ratio_to_backpack:.2f}x" for m, r in ours.iterrows()]
-    met = all(r.ratio_to_backpack <= (1.5 if m.startswith("relu") else 1.0) for m, r in ours.iterrows())
-    return ", ".join(parts), met
-
-
-def sampled_goal(df):
-    row = df[df.method.str.startswith("sampled")].iloc[0]
-    return (f"cost {row.cost_vs_exact:.0%} of exact, max error {row.max_rel_err:.1%}",
-            bool(row.cost_vs_exact <= 0.05 and row.max_rel_err <= 0.02))
-
-
-goal("structured exact >= 4x faster than brute force", ">= 4x", "transformer_exact_vs_brute", transformer)
-goal("products: brute / structured, whole model", ">= 4x", "transformer_probe_counts", probes)
-
-
-def realised(df):
-    r = df.set_index("method").loc["exact"]
-    return (f"{r.speedup_vs_brute:.2f}x faster, {r.realised_over_count_ratio:.2f} of the product-count ratio",
-            bool(r.realised_over_count_ratio >= 1))
-
-
-goal("held-out transformer: realised speed-up >= product-count ratio", ">= 1.0", "transformer_heldout_exact_vs_brute",
-     realised)
-goal("within 1.5x of BackPACK DiagGGNExact, <= DiagHessian", "<= 1.5x / <= 1x", "backpack", backpack_goal)
-goal("top-5 eigenvalues to 1e-3 vs PyHessian", ">= 5x fewer HVPs, >= 3x less time", "eigen_vs_pyhessian", eigen)
-
-
-def study_time(df):
-    r = df[df.step.astype(str) != "both"]
-    return (", ".join(f"step {s}: {t:.1%} of exact time ({x:.0f} s), {p:.0%} of its products"
-                      for s, t, x, p in zip(r.step, r.time_ratio, r.sampled_s, r.product_ratio)),
-            bool((r.time_ratio <= 0.10).all() and (r.product_ratio <= 0.10).all() and (r.sampled_s <= 120).all()))
-
-
-def study_error(df):
-    r = df[df.step.astype(str) == "both"].iloc[0]
-    steps = [s for s in df.step.astype(str) if s != "both"]
-    missing = [s for s in ("0", "750") if s not in steps]
-    which = f"checkpoints {', '.join(steps)}" + (f" (not measured: {', '.join(missing)})" if missing else "")
-    return (f"{which}: median {r.median_err_all:.1%} (sampled tensors only: {r.median_err_sampled:.1%}), worst "
-            f"{r.worst_err_all:.1%}; max part median {r.max_part_median:.1%} / worst {r.max_part_worst:.1%}, "
-            f"median part {r.median_part_median:.1%} / {r.median_part_worst:.1%}",
-            bool(not missing and r.median_err_all <= 0.05 and r.worst_err_all <= 0.20))
-
-
-def study_interval(df):
-    r = df[df.step.astype(str) == "both"].iloc[0]
-    return f"coverage {r.coverage:.0%}, median width upper/lower {r.width_median:.1f}x", bool(
-        r.coverage >= 0.95 and r.width_median <= 2)
-
-
-def vocab10k_time(df):
-    r = df.iloc[0]
-    return f"{r.seconds:.0f} s ({r.products:.0f} products)", bool(r.seconds <= 300)
-
-
-goal("sampled R_med at <= 5% of exact cost within 2% (small transformer)", "<= 5%, <= 2%", "sampled_vs_exact",
-     sampled_goal)
-goal("study model: sampled probe <= 10% of exact time (and of its products), <= 2 min", "<= 10%, <= 120 s",
-     "study_accuracy",
-     study_time)
-goal("study model: sampled error vs exact, both checkpoints", "median <= 5%, worst <= 20%", "study_accuracy",
-     study_error)
-goal("study model: intervals cover and decide", "coverage >= 95%, width <= 2x", "study_accuracy", study_interval)
-goal("10k vocabulary: sampled probe of the whole model", "<= 5 min", "study_vocab10k", vocab10k_time)
-goals = pd.DataFrame(goals)
+goals = goal_table(tables)
 goals
+
+# %% tags=["remove-input"]
+show_provenance("computing_rmed", {"scale": scale, "seed": seed},
+                {**provenance(torch.device("cpu"), seed=seed, wall_time_s=round(time.perf_counter() - started, 1)),
+                 "benchmark tables": ", ".join(sorted(tables)) or "none"})

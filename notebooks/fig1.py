@@ -43,10 +43,11 @@ steps: Optional[int] = None  # None: the study's (or the scale's) iterations
 scale: str = "study"  # ci | book | study | paper; a results bundle of this name is read when it holds the runs
 
 # %% tags=["hide-input"]
-from rmed_core.study.premise import (final_loss, final_loss_claim, matched_loss_table, premise_verdict, smoothed_loss, tuning_table)
-from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid, tuning_runs
 from rmed_core.book.plots import OPT_COLORS, band_plot, figure_grid
 from rmed_core.book.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
+from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid, tuning_runs
+from rmed_core.study.premise import (final_loss, final_loss_claim, matched_loss_table, premise_verdict,
+                                     smoothed_loss, tuning_table)
 
 params = dict(task=task, lr=lr, seed=seed, steps=steps, scale=scale)
 opts = ["sgdm", "adam"]

@@ -41,11 +41,11 @@ steps: Optional[int] = None  # None: the study's (or the scale's) iterations
 scale: str = "study"  # ci | book | study | paper; a results bundle of this name is read when it holds the runs
 
 # %% tags=["hide-input"]
+from rmed_core.book.plots import figure_grid, opt_scatter, rmed_by_tensor_plot
+from rmed_core.book.report import glue_figure, glue_number, glue_text, show_provenance
+from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid
 from rmed_core.study.published import published_steps
 from rmed_core.study.units import rmed_by_tensor
-from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid
-from rmed_core.book.plots import KIND_COLORS, figure_grid, rmed_by_tensor_plot
-from rmed_core.book.report import glue_figure, glue_number, glue_text, show_provenance
 from rmed_core.tasks import get_task
 
 params = dict(opt=opt, task=task, seed=seed, lr=lr, steps=steps, scale=scale)
@@ -103,26 +103,16 @@ y_opt, x_opt = opts
 fig, axes = figure_grid(2, width=3.75, height=3.5)
 counts = []
 for ax, (it, step) in zip(axes, step_map.items()):
-    wide = summary[summary.step == step].pivot_table(index=["layer", "kind"], columns="opt", values="median")
-    both = wide.dropna(subset=[x_opt, y_opt]).reset_index()
-    for kind in [k for k in KIND_COLORS if k in set(both.kind)]:
-        g = both[both.kind == kind]
-        ax.scatter(g[x_opt], g[y_opt], s=14, color=KIND_COLORS.get(kind), label=kind)
-    lim = [min(both[[x_opt, y_opt]].min().min(), 1) * 0.8, both[[x_opt, y_opt]].max().max() * 1.25]
-    ax.plot(lim, lim, color="k", linewidth=0.8, linestyle=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"R_med under {x_opt} (median over seeds)")
-    ax.set_ylabel(f"R_med under {y_opt} (median over seeds)")
+    both = opt_scatter(ax, summary[summary.step == step], x_opt=x_opt, y_opt=y_opt)
     ax.set_title(f"iteration {it} (step {step} here)")
     larger = int((both[y_opt] > both[x_opt]).sum())
     glue_number(f"fig2_larger_{it}", larger)
     glue_number(f"fig2_defined_{it}", len(both))
+    medians = summary[summary.step == step].groupby("opt")["median"].median()
     for o in opts:
-        glue_number(f"fig2_median_{o}_{it}", float(summary[(summary.step == step) & (summary.opt == o)]["median"].median()))
+        glue_number(f"fig2_median_{o}_{it}", medians[o])
     counts.append(dict(iteration=it, step=step, tensors=len(both), **{f"{y_opt} larger": larger},
-                       **{f"median R_med under {o}": summary[(summary.step == step) & (summary.opt == o)]["median"].median()
-                          for o in opts}))
+                       **{f"median R_med under {o}": medians[o] for o in opts}))
 axes[0].legend(fontsize=7)
 glue_figure("fig2_scatter", fig)
 glue_text("fig2_y_opt", y_opt)

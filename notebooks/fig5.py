@@ -48,12 +48,12 @@ scale: str = "book"  # ci | book | study | paper (see "Scale" above)
 # %% tags=["hide-input"]
 import numpy as np
 
-from rmed_core.study.experiments import learning_rates, run_grid
-from rmed_core.runs.trainer import final_model
-from rmed_core.hessian import blockwise_spectra
-from rmed_core.book.plots import KIND_COLORS, OPT_COLORS, band_plot, figure_grid
-from rmed_core.kinds import tensor_kind
+from rmed_core.book.plots import KIND_COLORS, band_plot, figure_grid
 from rmed_core.book.report import glue_figure, glue_number, show_provenance
+from rmed_core.hessian import blockwise_spectra
+from rmed_core.kinds import tensor_kind
+from rmed_core.runs.trainer import final_model
+from rmed_core.study.experiments import learning_rates, run_grid
 from rmed_core.tasks import get_task
 
 params = dict(task=task, lr=lr, seed=seed, others=others, lr_others=lr_others, steps=steps, scale=scale)

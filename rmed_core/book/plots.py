@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..kinds import tensor_kind
 
-__all__ = ["OPT_COLORS", "KIND_COLORS", "band_plot", "figure_grid", "layer_lines", "rmed_by_tensor_plot", "ratio_plot"]
+__all__ = ["OPT_COLORS", "KIND_COLORS", "band_plot", "figure_grid", "layer_lines", "rmed_by_tensor_plot", "ratio_plot",
+           "opt_scatter"]
 
 #: Font sizes for figures about 7.5 inches wide, the width of the book's text column.
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -183,3 +184,24 @@ def ratio_plot(ax, table: pd.DataFrame, *, by: str = "paper iteration", labels: 
     ax.set_xlim(-0.6, len(columns) - 0.4)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
+
+
+def opt_scatter(ax, summary: pd.DataFrame, *, x_opt: str, y_opt: str) -> pd.DataFrame:
+    """Each tensor's R_med under ``y_opt`` against ``x_opt`` (medians over seeds) at one probe step,
+    coloured by kind, with the diagonal dotted, on log axes. ``summary``: one step of
+    :func:`rmed_core.study.units.rmed_by_tensor`. Returns the plotted pairs (``layer, kind`` and
+    one column per optimizer): tensors defined under both."""
+    if summary.step.nunique() > 1:
+        raise ValueError("summary: several steps; select one")
+    wide = summary.pivot_table(index=["layer", "kind"], columns="opt", values="median")
+    both = wide.dropna(subset=[x_opt, y_opt]).reset_index()
+    for kind in _kind_order(both.kind):
+        g = both[both.kind == kind]
+        ax.scatter(g[x_opt], g[y_opt], s=14, color=KIND_COLORS.get(kind), label=kind)
+    lim = [min(both[[x_opt, y_opt]].min().min(), 1) * 0.8, both[[x_opt, y_opt]].max().max() * 1.25]
+    ax.plot(lim, lim, color="k", linewidth=0.8, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"R_med under {x_opt} (median over seeds)")
+    ax.set_ylabel(f"R_med under {y_opt} (median over seeds)")
+    return both

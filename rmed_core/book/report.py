@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["papermill_command", "provenance_panel", "show_provenance", "glue_figure", "glue_number", "glue_text",
-           "ratio_columns"]
+           "glue_values", "ratio_columns"]
 
 
 def papermill_command(notebook: str, params: Mapping[str, Any], output: str = "out.ipynb") -> str:
@@ -82,6 +82,16 @@ def glue_text(name: str, text: str) -> str:
 
     glue(name, str(text), display=False)
     return text
+
+
+def glue_values(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Glue each value of ``values`` under its key, as it is (a float, an int or a phrase), for the
+    ``{glue:text}`` role; returns ``values``."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, value, display=False)
+    return values
 
 
 def ratio_columns(table, *, interval: str = "95%", digits: int = 2):

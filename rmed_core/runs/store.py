@@ -41,7 +41,6 @@ import os
 import shutil
 import warnings
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..kinds import tensor_kind, tensor_role
 
-__all__ = ["log_ratios", "ratio_table", "units_from", "rmed_by_tensor", "rmed_parts"]
+__all__ = ["log_ratios", "ratio_table", "units_from", "rmed_by_tensor", "rmed_parts", "gap_decomposition"]
 
 
 def log_ratios(rmed: pd.DataFrame, *, num: str = "sgdm", den: str = "adam", steps: Sequence[int] | None = None,
@@ -150,3 +150,46 @@ def rmed_parts(rmed: pd.DataFrame, *, steps: Sequence[int] | None = None) -> pd.
                 n_seeds=("seed", "nunique"))
            .reset_index())
     return out.assign(**{c: np.exp(out[c]) for c in ("h_max", "h_median", "r_med")})
+
+
+def gap_decomposition(parts: pd.DataFrame, *, num: str = "sgdm", den: str = "adam") -> pd.DataFrame:
+    """Where each tensor's gap between two optimizers lies: since :math:`R = h_{max}/h_{med}`,
+
+    .. math:: \\log\\frac{R^{num}}{R^{den}} = \\log\\frac{h^{num}_{max}}{h^{den}_{max}}
+              - \\log\\frac{h^{num}_{med}}{h^{den}_{med}},
+
+    and the median's share of the gap is the second term over the left side. One standard for both
+    parts and for every model: the gap is *in the median* when that share exceeds 1/2, *in the
+    maximum* otherwise.
+
+    Args:
+        parts: :func:`rmed_parts` of one step (geometric means over seeds, so the identity holds).
+
+    Returns:
+        Indexed by ``layer``: ``r_med_ratio, max_ratio, median_ratio, median_share, gap_in`` and the
+        parts of both optimizers (``h_max (sgdm)``, ...), sorted by ``r_med_ratio``, largest first.
+
+    >>> p = pd.DataFrame({"opt": ["sgdm", "adam"], "step": 1, "layer": "w", "h_max": [2.0, 2.0],
+    ...                   "h_median": [0.1, 0.4], "r_med": [20.0, 5.0], "n_seeds": 3})
+    >>> d = gap_decomposition(p).loc["w"]
+    >>> float(d.r_med_ratio), float(d.median_share), d.gap_in
+    (4.0, 1.0, 'median')
+    """
+    if parts.step.nunique() > 1:
+        raise ValueError(f"parts: {parts.step.nunique()} steps; select one")
+    wide = parts.pivot(index="layer", columns="opt", values=["h_max", "h_median", "r_med"])
+    for o in (num, den):
+        if ("r_med", o) not in wide.columns:
+            raise ValueError(f"parts: no rows of opt={o!r}")
+    wide = wide.dropna(subset=[("r_med", num), ("r_med", den)])
+    out = pd.DataFrame(index=wide.index)
+    out["r_med_ratio"] = wide["r_med", num] / wide["r_med", den]
+    out["max_ratio"] = wide["h_max", num] / wide["h_max", den]
+    out["median_ratio"] = wide["h_median", num] / wide["h_median", den]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["median_share"] = -np.log(out.median_ratio) / np.log(out.r_med_ratio)
+    out["gap_in"] = np.where(out.median_share > 0.5, "median", "maximum")
+    for v in ("h_max", "h_median", "r_med"):
+        for o in (num, den):
+            out[f"{v} ({o})"] = wide[v, o]
+    return out.sort_values("r_med_ratio", ascending=False)

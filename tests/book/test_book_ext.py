@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("fresh_outputs", ROOT / "book" / "_ext" / "fresh_outputs.py")
 fresh = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fresh)

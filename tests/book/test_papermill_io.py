@@ -4,7 +4,6 @@ that does not exist with a clear message."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAPERMILL = shutil.which("papermill", path=str(Path(sys.executable).parent)) or "papermill"
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rmed_core.hessian.testing import make_case
 from rmed_core.hessian import blockwise_spectra, hessian_trace, spectral_density, top_eigenvalues
+from rmed_core.hessian.testing import make_case
 
 
 def _dense(m, loss, batch, names=None):
@@ -45,10 +45,11 @@ def test_slq_moments_match_dense():
     H = _dense(m, loss, batch)
     n, runs = H.shape[0], 8
     sd = spectral_density(m, loss, batch, n_runs=runs, m=40, seed=0)
-    # each run's first moment is v^T H v / n for its Rademacher v (exact for degree < 2m), an
-    # unbiased estimate of tr(H)/n with standard deviation sqrt(2 sum_{i != j} H_ij^2) / n
+    # each run's first moment is q^T H q for its start q = v/|v|, v Gaussian (exact for degree < 2m):
+    # q is uniform on the sphere, so q^T H q is unbiased for tr(H)/n with variance
+    # 2 (tr(H^2) - tr(H)^2/n) / (n (n + 2))
     mean = (sd.weights * sd.nodes).sum(1).mean()
-    se = np.sqrt(2 * ((H ** 2).sum() - (np.diag(H) ** 2).sum())) / n / np.sqrt(runs)
+    se = np.sqrt(2 * ((H ** 2).sum() - np.trace(H) ** 2 / n) / (n * (n + 2))) / np.sqrt(runs)
     assert abs(mean - np.trace(H) / n) < 5 * se + 1e-12
     grid = np.linspace(sd.nodes.min() - 1, sd.nodes.max() + 1, 2000)
     assert abs(np.trapezoid(sd.density(grid), grid) - 1) < 1e-2

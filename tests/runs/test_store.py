@@ -105,6 +105,34 @@ def test_stale_runs_are_flagged_not_silent(tmp_path, monkeypatch):
     assert json.loads(marker.read_text())["code_version"] == "old-version"
 
 
-def test_code_version_covers_the_package():
-    v = st.code_version()
-    assert len(v) == 16 and all(c in "0123456789abcdef" for c in v)
+def test_code_version_moves_with_a_computing_module_only(tmp_path, monkeypatch):
+    """A copy of the package: editing a module that computes runs changes the version, editing one
+    of the allow-list (a figure, a verdict rule) does not; "all" sees both."""
+    import shutil
+    from pathlib import Path
+
+    import rmed_core
+    from rmed_core.runs import code_version as cv
+
+    copy = tmp_path / "rmed_core"
+    shutil.copytree(Path(rmed_core.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cv, "__file__", str(copy / "runs" / "code_version.py"))
+
+    def versions() -> tuple[str, str]:
+        cv.code_version.cache_clear()
+        return cv.code_version("runs"), cv.code_version("all")
+
+    try:
+        runs0, all0 = versions()
+        assert len(runs0) == 16 and all(c in "0123456789abcdef" for c in runs0)
+        with open(copy / "book" / "plots.py", "a") as f:
+            f.write("\n# a figure changes\n")
+        runs1, all1 = versions()
+        assert runs1 == runs0 and all1 != all0
+        with open(copy / "hessian" / "exact.py", "a") as f:
+            f.write("\n# the engine changes\n")
+        runs2, all2 = versions()
+        assert runs2 != runs1 and all2 != all1
+    finally:
+        monkeypatch.undo()
+        cv.code_version.cache_clear()

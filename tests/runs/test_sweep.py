@@ -20,7 +20,7 @@ import torch
 from rmed_core.runs.store import ResultStore
 from rmed_core.runs.results import load_results
 from rmed_core.runs.sweep import plan, run_sweep, start_client
-from rmed_core.runs.sweep_spec import RunPoint, SpecError, Sweep, load_spec, parse_spec
+from rmed_core.runs.sweep_spec import SpecError, Sweep, load_spec, parse_spec
 from rmed_core.runs.trainer import train
 
 

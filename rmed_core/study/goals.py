@@ -1,0 +1,239 @@
+"""The engine's benchmark goals, judged from the tables the benchmarks wrote: one registry of the
+benchmark tables, one rule per goal with its threshold written once, and the study-size summaries
+the method chapter ("Computing R_med") quotes.
+
+Each benchmark in ``benchmarks/`` writes ``benchmarks/results/<name>.csv`` (and a ``.md`` with
+its command, machine, threads and load). :func:`read_tables` reads those in :data:`BENCHMARKS`
+that exist; :func:`goal_table` applies every rule of :data:`GOALS` to them: a goal whose table is
+missing is ``not measured``, never met.
+
+>>> import pandas as pd
+>>> t = {"transformer_exact_vs_brute": pd.DataFrame({"method": ["exact"], "speedup_vs_brute": [5.0]})}
+>>> goal_table(t).set_index("goal").loc["structured exact >= 4x faster than brute force", "met"]
+'yes'
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..provenance import repo_root
+
+__all__ = ["BENCHMARKS", "GOALS", "Goal", "results_dir", "read_tables", "goal_table", "study_accuracy_summary",
+           "study_batch_summary"]
+
+#: The benchmark tables the method chapter reads: file stem under ``benchmarks/results`` -> what it
+#: measures (and the script that writes it).
+BENCHMARKS: dict[str, str] = {
+    "transformer_exact_vs_brute": "exact vs brute force, TransformerLM (bench_transformer.py)",
+    "transformer_probe_counts": "products on the whole TransformerLM (bench_transformer.py)",
+    "transformer_heldout_exact_vs_brute": "exact vs brute force, a held-out TransformerLM size (bench_transformer.py)",
+    "backpack": "exact vs BackPACK DiagGGNExact / DiagHessian (bench_backpack.py)",
+    "eigen_vs_pyhessian": "top-5 eigenvalues vs PyHessian (bench_eigen.py)",
+    "sampled_vs_exact": "sampled and Hutchinson R_med vs exact, small transformer (bench_sampled.py)",
+    "study_accuracy": "study model: sampled vs exact, whole model (bench_study.py accuracy)",
+    "study_batch": "study model: R_med against the Hessian batch (bench_study.py batch)",
+    "study_vocab10k": "study model at the 10k vocabulary: sampled probe (bench_study.py vocab10k)",
+}
+
+
+def results_dir() -> Path:
+    """Where the benchmarks write their tables: ``<repository>/benchmarks/results``."""
+    return repo_root() / "benchmarks" / "results"
+
+
+def read_tables(root: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """The tables of :data:`BENCHMARKS` found under ``root`` (default :func:`results_dir`), by name."""
+    root = Path(root) if root is not None else results_dir()
+    return {name: pd.read_csv(root / f"{name}.csv") for name in BENCHMARKS if (root / f"{name}.csv").is_file()}
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A goal of the engine: its name, its target as the chapter states it, the benchmark table it
+    is judged from, and its rule (the table -> ``(what was measured, whether the goal is met)``)."""
+
+    name: str
+    target: str
+    table: str
+    rule: Callable[[pd.DataFrame], tuple[str, bool]]
+
+
+def _exact_vs_brute(df: pd.DataFrame) -> tuple[str, bool]:
+    s = float(df.set_index("method").speedup_vs_brute["exact"])
+    return f"{s:.2f}x", s >= 4
+
+
+def _probe_counts(df: pd.DataFrame) -> tuple[str, bool]:
+    r = df.set_index("d_model").ratio
+    return ", ".join(f"d={d}: {v:.1f}x" for d, v in r.items()), bool(r.iloc[0] >= 4)
+
+
+def _realised(df: pd.DataFrame) -> tuple[str, bool]:
+    r = df.set_index("method").loc["exact"]
+    return (f"{r.speedup_vs_brute:.2f}x faster, {r.realised_over_count_ratio:.2f} of the product-count ratio",
+            bool(r.realised_over_count_ratio >= 1))
+
+
+def _backpack(df: pd.DataFrame) -> tuple[str, bool]:
+    ours = df[df.method == "ours (exact)"].set_index("model")
+    parts = [f"{m}: {r.ratio_to_backpack:.2f}x" for m, r in ours.iterrows()]
+    met = all(r.ratio_to_backpack <= (1.5 if m.startswith("relu") else 1.0) for m, r in ours.iterrows())
+    return ", ".join(parts), met
+
+
+def _eigen(df: pd.DataFrame) -> tuple[str, bool]:
+    ours, peers = df.iloc[0], df.iloc[1:]
+    ok = peers[peers.meets_1e3]
+    ref = ok.iloc[0] if len(ok) else peers.sort_values("max_rel_error").iloc[0]
+    note = "" if len(ok) else f" (PyHessian never reached 1e-3; its best: {ref.max_rel_error:.1e})"
+    return (f"ours {ours.max_rel_error:.0e} in {ours.hvps} HVPs; {ref.hvp_ratio_vs_ours:.1f}x fewer HVPs, "
+            f"{ref.time_ratio_vs_ours:.1f}x less time{note}",
+            bool(ours.meets_1e3 and ref.hvp_ratio_vs_ours >= 5 and ref.time_ratio_vs_ours >= 3))
+
+
+def _sampled_small(df: pd.DataFrame) -> tuple[str, bool]:
+    row = df[df.method.str.startswith("sampled")].iloc[0]
+    return (f"cost {row.cost_vs_exact:.0%} of exact, max error {row.max_rel_err:.1%}",
+            bool(row.cost_vs_exact <= 0.05 and row.max_rel_err <= 0.02))
+
+
+def _per_step(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df.step.astype(str) != "both"]
+
+
+def _both(df: pd.DataFrame) -> pd.Series:
+    return df[df.step.astype(str) == "both"].iloc[0]
+
+
+def _study_time(df: pd.DataFrame) -> tuple[str, bool]:
+    r = _per_step(df)
+    return (", ".join(f"step {s}: {t:.1%} of exact time ({x:.0f} s), {p:.0%} of its products"
+                      for s, t, x, p in zip(r.step, r.time_ratio, r.sampled_s, r.product_ratio)),
+            bool((r.time_ratio <= 0.10).all() and (r.product_ratio <= 0.10).all() and (r.sampled_s <= 120).all()))
+
+
+def _study_error(df: pd.DataFrame) -> tuple[str, bool]:
+    r = _both(df)
+    steps = [str(s) for s in _per_step(df).step]
+    missing = [s for s in ("0", "750") if s not in steps]
+    which = f"checkpoints {', '.join(steps)}" + (f" (not measured: {', '.join(missing)})" if missing else "")
+    return (f"{which}: median {r.median_err_all:.1%} (sampled tensors only: {r.median_err_sampled:.1%}), worst "
+            f"{r.worst_err_all:.1%}; max part median {r.max_part_median:.1%} / worst {r.max_part_worst:.1%}, "
+            f"median part {r.median_part_median:.1%} / {r.median_part_worst:.1%}",
+            bool(not missing and r.median_err_all <= 0.05 and r.worst_err_all <= 0.20))
+
+
+def _study_interval(df: pd.DataFrame) -> tuple[str, bool]:
+    r = _both(df)
+    return (f"coverage {r.coverage:.0%}, median width upper/lower {r.width_median:.1f}x",
+            bool(r.coverage >= 0.95 and r.width_median <= 2))
+
+
+def _vocab10k(df: pd.DataFrame) -> tuple[str, bool]:
+    r = df.iloc[0]
+    return f"{r.seconds:.0f} s ({r.products:.0f} products)", bool(r.seconds <= 300)
+
+
+#: The goals, in the order the chapter lists them; each threshold is written in its rule only.
+GOALS: tuple[Goal, ...] = (
+    Goal("structured exact >= 4x faster than brute force", ">= 4x", "transformer_exact_vs_brute", _exact_vs_brute),
+    Goal("products: brute / structured, whole model", ">= 4x", "transformer_probe_counts", _probe_counts),
+    Goal("held-out transformer: realised speed-up >= product-count ratio", ">= 1.0",
+         "transformer_heldout_exact_vs_brute", _realised),
+    Goal("within 1.5x of BackPACK DiagGGNExact, <= DiagHessian", "<= 1.5x / <= 1x", "backpack", _backpack),
+    Goal("top-5 eigenvalues to 1e-3 vs PyHessian", ">= 5x fewer HVPs, >= 3x less time", "eigen_vs_pyhessian", _eigen),
+    Goal("sampled R_med at <= 5% of exact cost within 2% (small transformer)", "<= 5%, <= 2%", "sampled_vs_exact",
+         _sampled_small),
+    Goal("study model: sampled probe <= 10% of exact time (and of its products), <= 2 min", "<= 10%, <= 120 s",
+         "study_accuracy", _study_time),
+    Goal("study model: sampled error vs exact, both checkpoints", "median <= 5%, worst <= 20%", "study_accuracy",
+         _study_error),
+    Goal("study model: intervals cover and decide", "coverage >= 95%, width <= 2x", "study_accuracy", _study_interval),
+    Goal("10k vocabulary: sampled probe of the whole model", "<= 5 min", "study_vocab10k", _vocab10k),
+)
+
+
+def goal_table(tables: Mapping[str, pd.DataFrame], goals: tuple[Goal, ...] = GOALS) -> pd.DataFrame:
+    """Every goal judged from ``tables`` (:func:`read_tables`): columns ``goal, target, measured,
+    met`` with ``met`` ``yes``, ``no`` or ``not measured`` (its table is missing)."""
+    rows = []
+    for g in goals:
+        if g.table not in tables:
+            rows.append(dict(goal=g.name, target=g.target, measured="not measured", met="not measured"))
+            continue
+        measured, met = g.rule(tables[g.table])
+        rows.append(dict(goal=g.name, target=g.target, measured=measured, met="yes" if met else "no"))
+    return pd.DataFrame(rows, columns=["goal", "target", "measured", "met"])
+
+
+def study_accuracy_summary(df: pd.DataFrame | None) -> dict[str, Any]:
+    """What the chapter quotes of ``study_accuracy`` (sampled against exact on the study model):
+    errors and coverage in percent, the interval's median width, the cost of each method and the
+    product ratio of brute force to exact. ``None`` (not measured) gives NaN, ``-1`` for counts and
+    ``"not measured"`` for phrases, so that a page built without the table says so."""
+    if df is None:
+        out: dict[str, Any] = {k: math.nan for k in (
+            "study_median_err", "study_worst_err", "study_max_part_worst", "study_median_part_worst", "study_coverage",
+            "study_width", "study_time_ratio", "study_product_ratio", "study_exact_minutes", "study_sampled_seconds",
+            "study_brute_ratio")}
+        return {**out, "study_exact_products": -1, "study_brute_products": -1, "study_status": "not measured",
+                "study_which_part": "not measured"}
+    both, per_step = _both(df), _per_step(df)
+    return {
+        "study_median_err": 100 * float(both.median_err_sampled),
+        "study_worst_err": 100 * float(both.worst_err_sampled),
+        "study_max_part_worst": 100 * float(both.max_part_worst),
+        "study_median_part_worst": 100 * float(both.median_part_worst),
+        "study_coverage": 100 * float(both.coverage),
+        "study_width": float(both.width_median),
+        "study_time_ratio": 100 * float(per_step.time_ratio.astype(float).max()),
+        "study_product_ratio": 100 * float(per_step.product_ratio.astype(float).max()),
+        "study_exact_minutes": float(per_step.exact_s.astype(float).max()) / 60,
+        "study_sampled_seconds": float(per_step.sampled_s.astype(float).max()),
+        "study_exact_products": int(per_step.exact_products.astype(float).max()),
+        "study_brute_products": int(per_step.brute_products.max()) if "brute_products" in per_step else -1,
+        "study_brute_ratio": float(per_step.brute_over_exact_products.astype(float).max())
+        if "brute_over_exact_products" in per_step else math.nan,
+        "study_status": "measured",
+        "study_which_part": "the maximum is the larger error: the proxy's candidates missed the largest entry of some "
+                            "tensors" if both.max_part_worst > both.median_part_worst else
+                            "the maximum is found by the proxy's candidates, and the error left is the median's "
+                            "sampling error",
+    }
+
+
+def study_batch_summary(df: pd.DataFrame | None) -> dict[str, Any]:
+    """What the chapter quotes of ``study_batch`` (R_med at 256 to 2,048 Hessian tokens against
+    512): per size the median and largest ``|log|`` move, the tensor of the largest and how many
+    move by more than 25%; and whether R_med has *settled* at 512 tokens -- the median move to
+    2,048 tokens within the estimate's own error there (``noise_floor_median``)."""
+    sizes = (256, 1024, 2048)
+    b = df.set_index("tokens") if df is not None else None
+    out: dict[str, Any] = {}
+    for k in sizes:
+        row = b.loc[k] if b is not None and k in b.index else None
+        out[f"batch_move_{k}"] = float(row.median_abs_log_vs_512) if row is not None else math.nan
+        out[f"batch_max_{k}"] = float(row.max_abs_log_vs_512) if row is not None else math.nan
+        out[f"batch_over25_{k}"] = int(row.over_25pct) if row is not None else -1
+        out[f"batch_maxtensor_{k}"] = str(row.tensor_of_max) if row is not None else "not measured"
+    if b is None:
+        return {**out, "batch_defined": -1, "batch_settled": "is not measured", "batch_seconds_2048": math.nan,
+                "batch_seconds_512": math.nan}
+    floor = float(b.noise_floor_median.iloc[0]) if "noise_floor_median" in b else math.nan
+    if math.isnan(floor):
+        settled = ("is not compared with a noise floor (the accuracy section has not measured this checkpoint)")
+    elif 2048 in b.index and b.median_abs_log_vs_512[2048] <= floor:
+        settled = "has settled at 512 tokens: the median move to 2,048 is within the estimate's own error"
+    else:
+        settled = ("has not settled at 512 tokens: the median tensor moves by more than the estimate's own error "
+                   f"(median |log| over sampled tensors, {floor:.3f}), so the study's values are R_med of its "
+                   "512-token batch, not of the training loss at large")
+    return {**out, "batch_defined": int(b.defined.min()), "batch_settled": settled,
+            "batch_seconds_2048": float(b.seconds.get(2048, math.nan)),
+            "batch_seconds_512": float(b.seconds.get(512, math.nan))}

@@ -1,0 +1,67 @@
+"""The method chapter's goals: each rule met and missed on a synthetic table, a missing table
+"not measured", and the study summaries read from the committed benchmark tables."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from rmed_core.study import goals
+
+
+def _study(median_err, worst_err, coverage=1.0, width=100.0, time_ratio=0.05, steps=("0", "750")):
+    rows = [dict(step=s, time_ratio=time_ratio, product_ratio=time_ratio, sampled_s=60.0, exact_s=600.0,
+                 exact_products=1000) for s in steps]
+    rows.append(dict(step="both", median_err_all=median_err, worst_err_all=worst_err, median_err_sampled=median_err,
+                     worst_err_sampled=worst_err, max_part_median=0.0, max_part_worst=worst_err,
+                     median_part_median=median_err, median_part_worst=worst_err, coverage=coverage,
+                     width_median=width))
+    return pd.DataFrame(rows)
+
+
+def _met(tables, name):
+    return goals.goal_table(tables).set_index("goal").loc[name, "met"]
+
+
+@pytest.mark.parametrize("median_err, worst_err, steps, met", [(0.03, 0.1, ("0", "750"), "yes"),
+                                                               (0.06, 0.1, ("0", "750"), "no"),
+                                                               (0.03, 0.3, ("0", "750"), "no"),
+                                                               (0.03, 0.1, ("750",), "no")])
+def test_study_error_goal(median_err, worst_err, steps, met):
+    t = {"study_accuracy": _study(median_err, worst_err, steps=steps)}
+    assert _met(t, "study model: sampled error vs exact, both checkpoints") == met
+
+
+def test_interval_goal_needs_coverage_and_width():
+    name = "study model: intervals cover and decide"
+    assert _met({"study_accuracy": _study(0.01, 0.02, coverage=0.97, width=1.5)}, name) == "yes"
+    assert _met({"study_accuracy": _study(0.01, 0.02, coverage=0.97, width=111.0)}, name) == "no"
+    assert _met({"study_accuracy": _study(0.01, 0.02, coverage=0.90, width=1.5)}, name) == "no"
+
+
+def test_a_missing_table_is_not_measured_never_met():
+    table = goals.goal_table({})
+    assert (table.met == "not measured").all() and len(table) == len(goals.GOALS)
+    assert {g.table for g in goals.GOALS} <= set(goals.BENCHMARKS)
+
+
+def test_summaries_of_missing_tables_say_so():
+    acc, batch = goals.study_accuracy_summary(None), goals.study_batch_summary(None)
+    assert acc["study_status"] == "not measured" and math.isnan(acc["study_median_err"])
+    assert batch["batch_settled"] == "is not measured" and batch["batch_over25_2048"] == -1
+
+
+def test_committed_tables_give_the_summaries_in_percent():
+    tables = goals.read_tables()
+    if "study_accuracy" not in tables:
+        pytest.skip("benchmarks/results/study_accuracy.csv is not committed")
+    raw = tables["study_accuracy"]
+    both = raw[raw.step.astype(str) == "both"].iloc[0]
+    acc = goals.study_accuracy_summary(raw)
+    assert math.isclose(acc["study_median_err"], 100 * both.median_err_sampled)
+    assert acc["study_exact_products"] == int(raw.exact_products.max())
+    b = goals.study_batch_summary(tables.get("study_batch"))
+    settled = b["batch_settled"].startswith("has settled")
+    floor = float(tables["study_batch"].noise_floor_median.iloc[0])
+    assert settled == (b["batch_move_2048"] <= floor)
