@@ -118,8 +118,11 @@ def capture_sites(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[
     bad: dict[int, str] = {}  # id(module) -> why it is not a site
     for key, (mname, m) in wanted.items():
         s = sites.get(key)
-        if s is None or calls.get(key, 0) != 1:
+        if calls.get(key, 0) != 1:
             bad[key] = f"{mname}: called {calls.get(key, 0)} times in the forward pass"
+        elif s is None:
+            bad[key] = f"{mname}: its call is not of a form the rules cover (a tensor in, one positional " \
+                       "argument for a module of another type, a tensor out)"
         elif s.rule == CANDIDATE:
             why = verify(s)
             if why:

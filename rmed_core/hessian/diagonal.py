@@ -37,9 +37,11 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
             parameters it cannot treat exactly.
             ``"brute"`` -- one Hessian-vector product per entry (:mod:`rmed_core.hessian.brute`).
         chunk: products per vmapped backward pass (default: sized to free memory).
-        info: if a dict, receives ``n_hvp`` (products spent), ``paths`` (how each tensor was done)
-            and, for ``"exact"``, ``fallback`` (why a tensor went to brute force: an unsupported or
-            hooked module, a shared weight, ...).
+        info: if a dict, receives ``n_hvp`` (products spent), ``paths`` (how each tensor was done:
+            ``"gauss-newton"``, ``"structured"``, ``"tied"`` -- a weight shared by two layers, as a
+            tied head --, ``"brute"``) and, for ``"exact"``, ``fallback`` (why a tensor went to brute
+            force: an unsupported or hooked module, a module whose computation is not verified to
+            be a Linear layer, a weight used twice, ...).
 
     Returns:
         ``{name: tensor shaped like the parameter}`` (detached, the parameter's dtype/device).

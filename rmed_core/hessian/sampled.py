@@ -43,9 +43,10 @@ embedding's rows of the tokens in the batch) and confidence ``1 - alpha``:
 * **Union bound.** Median interval and maximum bound fail with probability at most ``alpha/2``
   each, so ``R_med in [max_lower / x_(u), max_upper / x_(l)]`` with probability ``>= 1 - alpha``.
 
-Parameters without a structured site (tied weights, unsupported modules) get their entries by
-brute force (one Hessian-vector product each) and the block-norm bound of the parameter-space
-Hessian. Sample sizes that cannot deliver the confidence asked for are refused
+Parameters without a structured site (unsupported modules) and tied weights get their entries
+by one Hessian-vector product each and the block-norm bound of the parameter-space Hessian; a
+tied weight's coordinates are chosen by the proxies of its two uses, summed (never a brute force
+over the whole tensor). Sample sizes that cannot deliver the confidence asked for are refused
 (:func:`min_samples`). The measured accuracy against the exact method is in
 ``benchmarks/results/study_accuracy.md``.
 """

@@ -16,7 +16,8 @@ from torch.autograd.function import once_differentiable
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from rmed_core.hessian import HessianOperator, hessian_diagonal, rmed_per_layer, top_eigenvalues
-from rmed_core.hessian.testing import DEVICES, NanoGPT, allclose_report, make_case, max_rel_error, reference_diagonal
+from rmed_core.hessian.testing import (DEVICES, NanoGPT, allclose_report, linear_twin, make_case, max_rel_error,
+                                      reference_diagonal)
 from rmed_core.models import lm_loss
 
 TOL = 1e-6  # float64, relative to each tensor's largest entry
@@ -206,26 +207,42 @@ def test_nanogpt_tied_head_is_exact_at_the_cost_of_its_two_uses(device):
     assert tied["n_hvp"] <= t * d + vocab + 8 < brute["n_hvp"] == vocab * d
 
 
-def test_tied_weight_of_a_linear_written_twice_is_exact():
-    """The tied weight's cross term when the later use reads features that depend on the earlier
-    one (the first-order part of the mixed derivative) and the samples are coupled (merged)."""
-    class Tied(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 3, bias=False)
-            self.b.weight = self.a.weight
+class TiedTwice(nn.Module):
+    """One Linear weight used twice: ``z1 = a(x)``, then ``b`` (the same weight) on features that
+    depend on ``z1`` (the first-order part of the cross term), the samples coupled by a mean over
+    the batch (merged into one)."""
 
-        def forward(self, x):
-            h = torch.tanh(self.a(x))
-            return self.b(h - h.mean(0, keepdim=True))  # couples the samples
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.a, self.b = nn.Linear(n_in, n_out), nn.Linear(n_in, n_out, bias=False)
+        self.b.weight = self.a.weight
+        self.reps = n_in // n_out
 
+    def forward(self, x):
+        h = torch.tanh(self.a(x)).repeat(1, 1, self.reps)
+        u = x + h
+        return self.b(u - u.mean(0, keepdim=True))
+
+
+@pytest.mark.parametrize("case", ["merged (c)", "merged (b)", "independent (b)", "independent (c)"])
+def test_tied_weight_is_exact_on_every_probe_set(case):
+    """The earlier use of a tied weight with probe set (b) or (c), its samples independent or
+    merged; each the dense reference's diagonal."""
     torch.manual_seed(0)
-    net = Tied().double()
     g = torch.Generator().manual_seed(0)
-    batch = (torch.randn(4, 2, 3, generator=g, dtype=torch.float64), torch.randn(4, 2, 3, generator=g,
-                                                                                  dtype=torch.float64))
-    info = _exact(net, F.mse_loss, batch)
-    assert info["paths"]["a.weight"] == "tied"
+    if case.startswith("merged"):
+        # merged: T = 2 t positions, K = n_out units, J = n_in features; (b) costs T K, (c) J K + K
+        n_in, n_out, t = (3, 3, 3) if case.endswith("(c)") else (6, 2, 2)
+        net = TiedTwice(n_in, n_out).double()
+        batch = (torch.randn(2, t, n_in, generator=g, dtype=torch.float64),
+                 torch.randn(2, t, n_out, generator=g, dtype=torch.float64))
+        loss = F.mse_loss
+    else:  # a token embedding, V words at T positions: (b) costs T d, (c) V d
+        vocab, t = (7, 3) if case.endswith("(b)") else (3, 6)
+        net = _perturb(NanoGPT(vocab, d=4, n_layer=1, n_head=2, block=t).double()).eval()
+        batch, loss = _tokens(2, t, vocab), lm_loss
+    info = _exact(net, loss, batch)
+    assert "tied" in info["paths"].values()
 
 
 def test_sampled_estimate_of_a_tied_weight_is_not_brute_force():
@@ -315,24 +332,13 @@ def test_gpt2_is_exact_with_its_own_loss_and_with_a_loss_on_logits(attn, device)
 
 def test_gpt2_costs_what_the_same_model_with_linear_layers_costs():
     m = _gpt2("sdpa")
-    from transformers.pytorch_utils import Conv1D
-
-    twin = copy.deepcopy(m)
-    transposed = set()
-    for name, mod in list(twin.named_modules()):
-        for child_name, child in list(mod.named_children()):
-            if isinstance(child, Conv1D):
-                lin = nn.Linear(*child.weight.shape, dtype=child.weight.dtype)
-                with torch.no_grad():
-                    lin.weight.copy_(child.weight.T)
-                    lin.bias.copy_(child.bias)
-                setattr(mod, child_name, lin)
-                transposed.add(f"{name}.{child_name}.weight")
+    twin, transposed = linear_twin(m)
+    assert transposed and not any(type(x).__name__ == "Conv1D" for x in twin.modules())
     ids = _tokens(2, 5, 11)[0]
     a, b = {}, {}
     da = hessian_diagonal(m, None, {"input_ids": ids, "labels": ids}, info=a)
     db = hessian_diagonal(twin, None, {"input_ids": ids, "labels": ids}, info=b)
-    assert a["n_hvp"] == b["n_hvp"] and transposed
+    assert a["n_hvp"] == b["n_hvp"]
     ref = {n: db[n].T if n in transposed else db[n] for n in da}
     # GPT-2's own loss runs in float32 (it casts the logits): agreement to that rounding
     assert max_rel_error(da, ref) <= TOL, allclose_report(da, ref, TOL)
