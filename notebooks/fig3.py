@@ -47,7 +47,7 @@ scale: str = "study"  # ci | book | study | paper; a results bundle of this name
 
 # %% tags=["hide-input"]
 from rmed_core.book.plots import figure_grid, ratio_plot
-from rmed_core.book.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
+from rmed_core.book.report import glue_claim, glue_figure, glue_number, glue_text, ratio_columns, show_provenance
 from rmed_core.study.error_rates import spread_from_study, verdict_fpr, verdict_power
 from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid
 from rmed_core.study.published import PUBLISHED_RATIOS, claims_at, published_steps
@@ -73,10 +73,7 @@ for it, step in step_map.items():
     row = claims[(claims["paper iteration"] == it) & (claims.tensors == "all")].iloc[0]
     verdicts[it] = glue_text(f"fig3_verdict_{it}", row.verdict)
     glue_number(f"fig3_step_{it}", step)
-    glue_number(f"fig3_ratio_{it}", row.ratio)
-    glue_number(f"fig3_lower_{it}", row.lower)
-    glue_number(f"fig3_upper_{it}", row.upper)
-    glue_number(f"fig3_p_{it}", row.p)
+    glue_claim(f"fig3_{{}}_{it}", row)
     glue_number(f"fig3_tensors_{it}", row.n_tensors)
     glue_number(f"fig3_dropped_{it}", row.n_dropped)
 n_seeds = int(claims[claims.tensors == "all"].n_seeds.max())

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from rmed_core.book.plots import figure_grid, ratio_plot
-from rmed_core.book.report import glue_figure, glue_number, glue_text, ratio_columns, show_provenance
+from rmed_core.book.report import glue_claim, glue_figure, glue_number, glue_text, ratio_columns, show_provenance
 from rmed_core.provenance import repo_root
 from rmed_core.runs.bundle import bundle_names
 from rmed_core.study.experiments import bundled_runs, describe_grid, setup_sentence, study_grid
@@ -94,10 +94,7 @@ for it in (750, 1250):
     glue_text(f"fig4_statement_{it}", statement)
     glue_text(f"fig4_cnn_equiv_{it}", eq.verdict)
     glue_text(f"fig4_lm_verdict_{it}", lm_claim.verdict)
-    glue_number(f"fig4_cnn_ratio_{it}", eq.ratio)
-    glue_number(f"fig4_cnn_lower_{it}", eq.lower)
-    glue_number(f"fig4_cnn_upper_{it}", eq.upper)
-    glue_number(f"fig4_cnn_p_{it}", eq.p)
+    glue_claim(f"fig4_cnn_{{}}_{it}", eq)
     glue_number(f"fig4_lm_ratio_{it}", lm_claim.ratio)
     glue_number(f"fig4_step_{it}", step_map[it])
     short[it] = statement.split(":")[0].rstrip(".")

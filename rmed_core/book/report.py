@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["papermill_command", "provenance_panel", "show_provenance", "glue_figure", "glue_number", "glue_text",
-           "glue_values", "ratio_columns"]
+           "glue_values", "glue_claim", "ratio_columns"]
 
 
 def papermill_command(notebook: str, params: Mapping[str, Any], output: str = "out.ipynb") -> str:
@@ -92,6 +92,14 @@ def glue_values(values: Mapping[str, Any]) -> Mapping[str, Any]:
     for name, value in values.items():
         glue(name, value, display=False)
     return values
+
+
+def glue_claim(name: str, result: Any, fields: Sequence[str] = ("ratio", "lower", "upper", "p")) -> None:
+    """Glue the numbers of one verdict (a :class:`~rmed_core.study.verdict.Claim`, an
+    :class:`~rmed_core.study.verdict.Equivalence` or a row of their tables): each of ``fields``
+    under ``name.format(field)``, e.g. ``"fig3_{}_750"`` gives ``fig3_ratio_750``, ..."""
+    for field in fields:
+        glue_number(name.format(field), getattr(result, field))
 
 
 def ratio_columns(table, *, interval: str = "95%", digits: int = 2):
