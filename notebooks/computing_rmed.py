@@ -69,8 +69,11 @@ torch.set_num_threads(1)  # tiny models: threads only spin-wait on a shared mach
 # Per layer with $K$ outputs, $J$ inputs and $T$ positions the cost is $K$ products when the
 # $z$-Hessian is block-diagonal over positions too (any layer with $T=1$; an output layer under a
 # per-token loss), otherwise $\min(T K,\ J K + K)$ — for a transformer layer with $T \ge J$ that is
-# as many products as the layer has entries. Tied or re-used weights and unsupported modules fall
-# back to brute force (`method="exact"`, the default).
+# as many products as the layer has entries. A weight tied between two layers (a token embedding
+# and the output head) is the sum of its two uses' diagonals and twice their cross term, which the
+# products of the earlier use return too (path `"tied"`); other re-used weights and unsupported
+# modules fall back to brute force (`method="exact"`, the default). The chapter {doc}`own_model`
+# measures models written the ecosystem's way (SDPA attention, Hugging Face GPT-2).
 #
 # ## Gauss-Newton shortcut: a few backward passes when the rest of the network is piecewise linear
 #

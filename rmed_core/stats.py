@@ -17,7 +17,7 @@ import math
 
 import torch
 
-__all__ = ["median", "r_med", "ZERO_TOL_ULPS", "zero_tolerance", "undefined_reason"]
+__all__ = ["median", "r_med", "ratio", "ZERO_TOL_ULPS", "zero_tolerance", "undefined_reason"]
 
 
 def median(x: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,19 @@ def median(x: torch.Tensor) -> torch.Tensor:
         return lo
     hi = torch.kthvalue(flat, n // 2 + 1).values
     return (lo + hi) / 2
+
+
+def ratio(h_max: float, h_median: float) -> float:
+    """R_med from its two parts, ``h_max / h_median``: the one place the ratio is taken (exact
+    tables, the sampled estimate and :func:`r_med` all call it). ``inf`` when the median is 0 and the
+    maximum is not, ``nan`` when both are 0.
+
+    >>> ratio(4.0, 2.5), ratio(1.0, 0.0)
+    (1.6, inf)
+    """
+    if h_median == 0.0:
+        return math.nan if h_max == 0.0 else math.inf
+    return h_max / h_median
 
 
 def r_med(diagonal: torch.Tensor) -> float:
@@ -57,11 +70,7 @@ def r_med(diagonal: torch.Tensor) -> float:
         raise ValueError("r_med: the diagonal is empty")
     if not bool(torch.isfinite(h).all()):
         raise ValueError("r_med: the diagonal holds non-finite values (inf or nan)")
-    top = float(h.max())
-    mid = float(median(h))
-    if mid == 0.0:
-        return math.nan if top == 0.0 else math.inf
-    return top / mid
+    return ratio(float(h.max()), float(median(h)))
 
 
 #: A tensor's diagonal is *zero in theory* (e.g. an attention key bias: softmax ignores a shift

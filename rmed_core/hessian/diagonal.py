@@ -56,6 +56,17 @@ def hessian_diagonal(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params:
             a fused kernel whose backward has no derivative (no second derivative exists to
             compute); the module is named.
 
+    Linear least squares, where the diagonal is known in closed form -- for
+    ``L = mean_n (w . x_n + b - y_n)^2``, ``d^2 L / d w_j^2 = 2 mean_n x_nj^2`` and ``d^2 L / d b^2 = 2``:
+
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Linear(3, 1).double()
+    >>> x, y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
+    >>> h = hessian_diagonal(model, torch.nn.functional.mse_loss, (x, y))
+    >>> bool(torch.allclose(h["weight"], 2 * (x ** 2).mean(0, keepdim=True))), h["bias"].tolist()
+    (True, [2.0])
+
     Warns:
         UserWarning: when the loss passes through a custom ``autograd.Function`` (its derivatives
             are its own claim; nothing is certified through it).

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ..stats import median, undefined_reason
+from ..stats import median, ratio, undefined_reason
 from ._forward import run_model
 from ._guards import preserved_buffers
 from ._validate import Batch, LossFn
@@ -71,6 +71,6 @@ def summary_row(name: str, h: torch.Tensor, rows: torch.Tensor | None, scale: fl
     a = used_entries(h.detach().abs(), rows)
     top, mid = float(a.max()), float(median(a))
     why = undefined_reason(top, mid, scale, h.dtype)
-    r = math.nan if why else top / mid
+    r = math.nan if why else ratio(top, mid)
     return dict(layer=name, numel=h.numel(), n_used=a.numel(), r_med=r, undefined=why, method=method, lower=r,
                 upper=r, confidence=math.nan, h_max=top, h_median=mid)

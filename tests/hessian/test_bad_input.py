@@ -5,14 +5,13 @@ nothing in between. The numbered cases are those of the "never a silently wrong 
 before any work starts. What a run and the store refuse is in ``tests/runs/test_store_integrity.py``."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
+from custom_functions import Cube, CubeOnce  # noqa: E402 (tests/hessian is on sys.path)
 from rmed_core.hessian import HessianOperator, hessian_diagonal, rmed_per_layer, top_eigenvalues
 from rmed_core.hessian.testing import allclose_report, make_case, max_rel_error, reference_diagonal
 
@@ -170,28 +169,6 @@ def test_global_forward_hook_sends_everything_to_brute_force():
     finally:
         h.remove()
     assert set(info["paths"].values()) == {"brute"} and "global" in info["fallback"]["a.weight"]
-
-
-class Cube(torch.autograd.Function):
-    """x -> x^3 with a backward that detaches: autograd sees no second derivative through it."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return 3 * x.detach() ** 2 * g
-
-
-class CubeOnce(Cube):
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return 3 * x ** 2 * g
 
 
 class Apply(nn.Module):

@@ -64,7 +64,7 @@ def test_fallbacks_are_reported():
     m, loss, batch = make_case("transformer_tied")
     info: dict = {}
     hessian_diagonal(m, loss, batch, info=info)
-    assert "tok.weight" in info["fallback"] and info["paths"]["tok.weight"] == "brute"
+    assert info["paths"]["tok.weight"] == "tied" and "tok.weight" not in info["fallback"]
     assert info["paths"]["blocks.0.fc.weight"] == "structured"
     m, loss, batch = make_case("shared")
     info = {}

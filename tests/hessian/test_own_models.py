@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from custom_functions import CubeOnce  # tests/hessian is on sys.path
 from rmed_core.hessian import HessianOperator, hessian_diagonal, rmed_per_layer, top_eigenvalues
 from rmed_core.hessian.testing import (DEVICES, NanoGPT, allclose_report, linear_twin, make_case, max_rel_error,
                                       reference_diagonal)
@@ -380,19 +380,6 @@ def test_a_fused_kernel_without_second_derivative_is_refused_naming_the_module(m
     with pytest.raises(RuntimeError, match=r"module 'attention' \(ForcedFlash\) runs ScaledDotProductFlashAttention"
                                            r".*fused kernel.*differentiable torch operations"):
         call()
-
-
-class CubeOnce(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return 3 * x ** 2 * g
 
 
 class Cubed(nn.Module):
