@@ -68,13 +68,10 @@ scale: str = "book"  # ci | book | paper
 # %% tags=["hide-input"]
 import time
 
-import torch
-
 from rmed_core import linear_net as ln
 from rmed_core.study.verdict import rank_trend
 from rmed_core.book.plots import band_plot, figure_grid
 from rmed_core.book.report import glue_figure, glue_number, glue_text, show_provenance
-from rmed_core.stats import r_med
 
 started = time.perf_counter()
 params = dict(opt=opt, width=width, dim=dim, steps=steps, lr=lr, seed=seed, scale=scale)
@@ -90,17 +87,9 @@ print(f"scale={scale}: seeds {sizes['seeds']}, {sizes['steps']} steps, optimizer
 # {eq}`eq-linear-diag` reads $v_i^2 S_{jj}$ and $(W_1 S W_1^\top)_{ii}$:
 
 # %% tags=["hide-input"]
-g = torch.Generator().manual_seed(seed)
-m_, d_ = 5, 4
-W1_, W2_ = torch.randn(m_, d_, generator=g, dtype=torch.float64), torch.randn(1, m_, generator=g, dtype=torch.float64)
-X = torch.randn(d_, d_, generator=g, dtype=torch.float64)
-problem = ln.LinearNetProblem(torch.randn(1, d_, generator=g, dtype=torch.float64), X @ X.T + torch.eye(d_, dtype=torch.float64))
-H = torch.autograd.functional.hessian(lambda a, b: ln.population_loss(a, b, problem), (W1_, W2_))
-closed = ln.closed_form_hessian_diagonal(W1_, W2_, problem.S)
-err_W1 = float((torch.diagonal(H[0][0].reshape(m_ * d_, -1)) - closed["W1"].flatten()).abs().max())
-err_W2 = float((torch.diagonal(H[1][1].reshape(m_, -1)) - closed["W2"].flatten()).abs().max())
-print(f"max |autograd - closed form|: W1 {err_W1:.1e}, W2 {err_W2:.1e}")
-assert err_W1 < 1e-10 and err_W2 < 1e-10
+err = ln.closed_form_error(5, 4, seed=seed)
+print(f"max |autograd - closed form|: W1 {err['W1']:.1e}, W2 {err['W2']:.1e}")
+assert err["W1"] < 1e-10 and err["W2"] < 1e-10
 
 # %% [markdown]
 # ## Two propositions
@@ -195,7 +184,7 @@ assert err_W1 < 1e-10 and err_W2 < 1e-10
 # %% tags=["hide-input"]
 import pandas as pd
 
-sign_check = pd.DataFrame([ln.sign_flow_check(m, seed=s) for m in sizes["widths"] for s in sizes["seeds"]])
+sign_check = ln.sign_flow_checks(sizes["widths"], sizes["seeds"])
 sign_check["within_bound"] = (sign_check[["rmed_W1", "rmed_W2"]].max(axis=1) <= sign_check.bound)
 prop2_holds = bool(sign_check.hypothesis.all() and sign_check.within_bound.all())
 glue_number("prop2_runs", len(sign_check))
@@ -287,8 +276,9 @@ glue_text("theorem_gd_above_adam", "in every seed" if gd_above_adam else "not in
 # is {prf:ref}`prop-gd`'s prediction for GD, computed from each run's initial weights.
 
 # %% tags=["hide-input"]
-by_width = ln.final_rmed_sweep("width", sizes["widths"], ["gd", "adam", "signgd"], sizes["seeds"], base)
-by_dim = ln.final_rmed_sweep("dim", sizes["dims"], ["gd", "adam", "signgd"], sizes["seeds"], base)
+# the trajectory runs above are the points of the sweeps at (width, dim): reused, not trained again
+by_width = ln.final_rmed_sweep("width", sizes["widths"], ["gd", "adam", "signgd"], sizes["seeds"], base, reuse=runs)
+by_dim = ln.final_rmed_sweep("dim", sizes["dims"], ["gd", "adam", "signgd"], sizes["seeds"], base, reuse=runs)
 typical = ln.chi2_ratio_quantiles(sizes["widths"], seed=seed)
 fig, axes = figure_grid(2, height=3.2)
 for ax, frame, x in zip(axes, [by_width, by_dim], ["width", "dim"]):
