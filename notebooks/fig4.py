@@ -51,9 +51,9 @@ import pandas as pd
 
 from rmed_core.book.plots import figure_grid, ratio_plot
 from rmed_core.book.report import glue_claim, glue_figure, glue_number, glue_text, ratio_columns, show_provenance
-from rmed_core.provenance import repo_root
 from rmed_core.runs.bundle import bundle_names
 from rmed_core.study.experiments import bundled_runs, describe_grid, setup_sentence, study_grid
+from rmed_core.study.goals import results_dir
 from rmed_core.study.published import claims_at, published_steps
 from rmed_core.study.units import gap_decomposition, log_ratios, rmed_parts
 from rmed_core.study.verdict import claim, control_statement, equivalence, equivalence_by_kind
@@ -157,7 +157,7 @@ glue_text("fig4_parts_reading", (
 end = cnn.loss[cnn.loss.step == cnn.loss.step.max()].groupby("opt").loss.median()
 glue_number("fig4_loss_sgdm", float(end.get("sgdm", float("nan"))))
 glue_number("fig4_loss_adam", float(end.get("adam", float("nan"))))
-f64_path = repo_root() / "benchmarks" / "results" / "study_control_float64.csv"
+f64_path = results_dir() / "study_control_float64.csv"
 if f64_path.exists() and cnn_scale == "study":
     f64 = pd.read_csv(f64_path)
     worst = float((f64.h_median_f32 / f64.h_median_f64 - 1).abs().max())

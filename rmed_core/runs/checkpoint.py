@@ -7,7 +7,7 @@ NumPy, Python), the step, the elapsed time and the tables written so far.
 """
 from __future__ import annotations
 
-import os
+import io
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .files import atomic_write_bytes
 from .store import CorruptRunError
 
 __all__ = ["RunState", "save_checkpoint", "load_checkpoint", "unreadable_reason"]
@@ -47,11 +48,11 @@ def _set_rng_state(s: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, key: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
                      state: RunState) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` (atomic)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """``torch.save`` of the run's state, written atomically (:func:`.files.atomic_write_bytes`)."""
+    buf = io.BytesIO()
     torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-                "step": state.step, "elapsed": state.elapsed, "tables": state.tables}, tmp)
-    os.replace(tmp, path)
+                "step": state.step, "elapsed": state.elapsed, "tables": state.tables}, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def unreadable_reason(e: BaseException) -> str:

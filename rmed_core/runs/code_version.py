@@ -38,8 +38,13 @@ def is_covered(relative: str) -> bool:
     return not any(relative == k or (k.endswith("/") and relative.startswith(k)) for k in NON_COMPUTING)
 
 
+def _package_root() -> Path:
+    """The folder of ``rmed_core``."""
+    return Path(__file__).resolve().parent.parent
+
+
 def _package_files(scope: str) -> list[Path]:
-    pkg = Path(__file__).resolve().parent.parent
+    pkg = _package_root()
     return [f for f in sorted(pkg.rglob("*.py")) if "__pycache__" not in f.parts
             and not (scope == "runs" and not is_covered(f.relative_to(pkg).as_posix()))]
 
@@ -52,7 +57,7 @@ def code_version(scope: str = "runs") -> str:
     ``scope="all"`` every module (for executed notebooks, which also draw and judge)."""
     if scope not in ("runs", "all"):
         raise ValueError(f"scope={scope!r}: use 'runs' or 'all'")
-    pkg = Path(__file__).resolve().parent.parent
+    pkg = _package_root()
     h = hashlib.sha256()
     for f in _package_files(scope):
         h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
