@@ -50,26 +50,43 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ADAM_LR = {"study": 1e-3, "study-10k": 3e-3}
 
 
-def checkpoint(size: str, steps: int, seed: int = 0):
-    """The study model after ``steps`` Adam iterations (cached), its data and sizes."""
+#: SGD-M's learning rate on the study model: the study's tuned rate (``bundles/study/runs.csv``)
+SGDM_LR = {"study": 0.1}
+
+
+def checkpoint(size: str, steps: int, seed: int = 0, opt: str = "adam", save_every: int = 125):
+    """The study model after ``steps`` iterations of ``opt`` (Adam at ``ADAM_LR``, SGD-M at
+    ``SGDM_LR``; batches of the study's data stream for ``seed``), its data and sizes. Training
+    caches the model at every multiple of ``save_every`` on the way (weights only, written
+    atomically), so one run to 1,250 iterations gives every earlier checkpoint too."""
+    if opt not in ("adam", "sgdm"):
+        raise ValueError(f"opt={opt!r}: expected 'adam' or 'sgdm'")
     data, make, spec = study_task(size)
     torch.manual_seed(seed)
     m = make()
-    path = CACHE / f"{size}-adam-s{seed}-{steps}.pt"
-    if path.exists():
-        m.load_state_dict(torch.load(path, weights_only=True))
+    def path(k: int) -> Path:
+        return CACHE / (f"{size}-adam-s{seed}-{k}.pt" if opt == "adam" else f"{size}-{opt}-s{seed}-{k}.pt")
+
+    def store(k: int) -> None:
+        CACHE.mkdir(exist_ok=True)
+        tmp = path(k).with_suffix(".tmp")
+        torch.save(m.state_dict(), tmp)
+        tmp.replace(path(k))
+
+    if path(steps).exists():
+        m.load_state_dict(torch.load(path(steps), weights_only=True))
     else:
-        opt = make_optimizer("adam", m.parameters(), lr=ADAM_LR[size])
+        lr = (ADAM_LR if opt == "adam" else SGDM_LR)[size]
+        optimizer = make_optimizer(opt, m.parameters(), lr=lr)
         for step in range(steps):
+            if save_every and step % save_every == 0 and not path(step).exists():
+                store(step)
             x, y = data.batch(step, seed, spec.batch_size)
             loss = lm_loss(m(x), y)
-            opt.zero_grad()
+            optimizer.zero_grad()
             loss.backward()
-            opt.step()
-        CACHE.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(m.state_dict(), tmp)
-        tmp.replace(path)
+            optimizer.step()
+        store(steps)
     return m.eval(), data, spec
 
 

@@ -83,10 +83,12 @@ class StructuredHessian:
         self.use_gn = gauss_newton
         self.params = params
         self.n_hvp = 0
+        self.n_grad = 0  # batched first-order backward passes (the sampled Gauss-Newton proxy)
         self._gen = torch.Generator().manual_seed(seed)
         cap = capture_sites(model, loss_fn, batch, params)
         self.sites, self.fallback, self.custom, self.tied = cap.sites, cap.fallback, cap.custom, cap.tied
         self.loss, output = cap.forward.loss, cap.forward.output
+        self.output = output
         self._activations = cap.forward.activations
         self._have_g = False
         self.gn = None
@@ -336,6 +338,61 @@ class StructuredHessian:
 
         bounds = norm_upper_bounds(apply, [rng.standard_normal(dim) for _ in range(N)], steps, delta / N)
         return torch.tensor(bounds, dtype=torch.float64)
+
+    def sampled_gauss_newton(self, sites: list[Site], targets: torch.Tensor, draws: int) -> dict[tuple[int, str], torch.Tensor]:
+        """A Monte-Carlo estimate of the Gauss-Newton diagonal of every site in ``sites``, from
+        ``draws`` label vectors drawn from the model's own predictive distribution, for all sites
+        together in one batched first-order backward pass (no Hessian-vector product).
+
+        For a loss ``L = sum_r l(f_r, y_r) / R`` that is a categorical negative log-likelihood of
+        the logits ``f`` (the last dimension of the output; cross-entropy), and labels
+        ``y_r ~ softmax(f_r)`` drawn independently, the gradient ``c = dL_y/df`` has
+        ``E[c c^T] = blockdiag(diag(p_r) - p_r p_r^T) / R^2``, so for every site
+        ``E[sum_n (sum_t c_{nti} A_{ntj})^2] = G_{ij} / R`` with ``G = J^T (d^2L/df^2) J`` the
+        Gauss-Newton matrix, position pairs included (the Fisher's equivalence with the Gauss-Newton matrix for a categorical
+        likelihood: Martens 2014, *New insights and perspectives on the natural gradient method*). ``G`` differs from the Hessian by the
+        second-order term of the network, so this is a proxy: it ranks entries and predicts their
+        size up to that term; returned without the ``1/R`` (a constant factor). Keys ``(site
+        index, "weight" | "bias")``, values flattened like the parameter. ``targets`` gives the
+        labels' shape and dtype; the loss is called on the detached output with the drawn labels."""
+        out = self.output
+        if out is None or not out.requires_grad or out.dim() < 2 or targets.dtype not in (torch.int64, torch.int32) \
+                or targets.numel() != out[..., 0].numel():
+            raise ValueError("the sampled Gauss-Newton proxy needs a categorical loss: class-index targets with "
+                             f"one label per row of the output's last dimension (output {tuple(out.shape) if out is not None else None}, "
+                             f"targets {tuple(targets.shape)} {targets.dtype})")
+        logits = out.detach().double().reshape(-1, out.shape[-1])
+        y = torch.multinomial(torch.softmax(logits, -1), draws, replacement=True, generator=self._gen)
+        cots = []
+        for d in range(draws):
+            o = out.detach().clone().requires_grad_(True)
+            cots.append(torch.autograd.grad(self.loss_fn(o, y[:, d].reshape(targets.shape).to(targets.device)), o)[0])
+        C = torch.stack(cots)
+        acc: dict[tuple[int, str], torch.Tensor] = {}
+        idx = [k for k, s in enumerate(sites)]
+        bg = BatchedGrad([out], [sites[k].delta for k in idx], self.chunk, activations=self._activations)
+
+        def post(a: int, e: int, r: list[torch.Tensor]) -> None:
+            for k, rk in zip(idx, r):
+                s = sites[k]
+                G = s.canon(rk).double()                                   # (P, N, T, K)
+                if s.bias:
+                    acc[(k, "bias")] = acc.get((k, "bias"), 0) + (G.sum(2) ** 2).sum((0, 1))
+                if s.weight:
+                    A = s.A.double()
+                    if s.kind == "dense":
+                        w = sum((torch.einsum("ntk,ntj->nkj", G[p], A) ** 2).sum(0) for p in range(G.shape[0]))
+                    else:
+                        w = ((G * A).sum(2) ** 2).sum((0, 1))
+                    acc[(k, "weight")] = acc.get((k, "weight"), 0) + w
+
+        bg.map(draws, lambda a, e: [C[a:e].to(out.dtype)], post)
+        self.n_grad += draws
+        res = {}
+        for (k, attr), v in acc.items():
+            v = v / draws
+            res[(k, attr)] = (sites[k].matrix_to_param(v).flatten() if attr == "weight" else v).detach()
+        return res
 
     @staticmethod
     def probe_estimate(s: Site) -> int:

@@ -23,8 +23,12 @@ embedding's rows of the tokens in the batch) and confidence ``1 - alpha``:
   model's first attention query), ``q`` finds the largest entries where ``p`` misses them (the
   study model's token embedding after 750 Adam iterations: the largest entry is 7th by ``q``, 26th
   by ``p``). A layer wider than ``proxy_below`` units (a 10k vocabulary's output layer) is ranked
-  by ``q`` alone, and its bias is sampled like its weight. Proxies only *choose* coordinates, never
-  give a value.
+  by ``q`` alone, and its bias is sampled like its weight. With ``gauss_newton_draws > 0`` a third
+  ranking is the sampled Gauss-Newton diagonal (:meth:`.StructuredHessian.sampled_gauss_newton`:
+  labels drawn from the model, one batched first-order backward pass for every tensor together),
+  whose top entries are verified too; it stratifies the median of a layer too wide for ``p``
+  (an output layer, where the Gauss-Newton matrix *is* the Hessian). Proxies only *choose*
+  coordinates, never give a value.
 * **Maximum.** The ``n_candidates`` entries with the largest ``p`` and the ``n_candidates`` with the
   largest ``q`` are computed exactly, as are the samples below; the largest verified entry is a
   hard lower bound and the point estimate.
@@ -144,7 +148,7 @@ def _fisher_proxy(s, attr: str) -> torch.Tensor:
 def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None, confidence: float = 0.95,
                  seed: int = 0, n_samples: int = 192, n_candidates: int = 16, strata: int = 8,
                  exact_below: int = 256, proxy_below: int = 1024, bound_steps: int = 10,
-                 chunk: int | None = None,
+                 gauss_newton_draws: int = 0, chunk: int | None = None,
                  progress: bool | None = None) -> pd.DataFrame:
     """R_med per tensor: a point estimate and an interval holding the exact value with
     probability ``>= confidence`` (module docstring). Columns as :func:`rmed_per_layer`; the
@@ -162,6 +166,8 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
             output units; wider layers (a large vocabulary's output layer) are ranked by the free
             gradient proxy alone and their bias is sampled like the weight.
         bound_steps: Lanczos steps of the upper bound on the maximum; 0 skips it (``upper = inf``).
+        gauss_newton_draws: label draws of the sampled Gauss-Newton ranking (0: not used); needs a
+            categorical loss (class-index targets, one per row of the output's last dimension).
         progress: a tqdm bar over tensors (default: when stderr is a terminal).
 
     On a small MLP with every tensor sampled (``exact_below=0``), each 95% interval holds the
@@ -182,7 +188,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     for name, v in dict(n_samples=n_samples, strata=strata).items():
         check_positive(name, v, integer=True)
     for name, v in dict(n_candidates=n_candidates, exact_below=exact_below, proxy_below=proxy_below,
-                        bound_steps=bound_steps).items():
+                        bound_steps=bound_steps, gauss_newton_draws=gauss_newton_draws).items():
         if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
             raise ValueError(f"{name}={v!r}: expected a non-negative integer")
     if n_samples < min_samples(confidence):
@@ -210,6 +216,11 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     rows: dict[str, dict] = {}
     exact_diag: dict[str, torch.Tensor] = {}
     tied_proxies: dict[str, list[list[torch.Tensor]]] = {n: [[], []] for n in sh.tied}  # [row-sum, gradient]
+    ggn: dict = {}
+    if gauss_newton_draws:
+        ranked = [s for s in sh.sites if s.g is not None and s.weight not in sh.tied]
+        ggn = {(ranked[k].module_name, a): v for (k, a), v in
+               sh.sampled_gauss_newton(ranked, batch[1], gauss_newton_draws).items()}
 
     for s in sh.sites:
         wanted = [a for a in ("weight", "bias") if getattr(s, a) and getattr(s, a) not in sh.tied]
@@ -230,6 +241,9 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
             continue
         norms = sh.sample_norm_bounds(s, bound_steps, delta) if bound_steps else None
         proxies = {a: [_fisher_proxy(s, a)] for a in wanted}
+        for a in wanted:  # the Gauss-Newton ranking stratifies where the row sums are not computed
+            if (s.module_name, a) in ggn:
+                proxies[a].insert(0, ggn[(s.module_name, a)])
         if s.K <= proxy_below:
             R = sh.unit_responses(s)  # K products: the row-sum proxy of every weight entry, the bias exactly
             if s.bias:
@@ -266,7 +280,8 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
         r["confidence"] = confidence
         out.append(r)
     df = pd.DataFrame(out, columns=COLUMNS)
-    df.attrs.update(products=sh.n_hvp + brute_hvp, seconds=time.perf_counter() - t0, exact=sorted(exact_diag))
+    df.attrs.update(products=sh.n_hvp + brute_hvp, backward_passes=sh.n_grad, seconds=time.perf_counter() - t0,
+                    exact=sorted(exact_diag))
     return df
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from ..provenance import repo_root
 
 __all__ = ["BENCHMARKS", "GOALS", "Goal", "results_dir", "read_tables", "goal_table", "study_accuracy_summary",
-           "study_batch_summary"]
+           "study_batch_summary", "probe_accuracy_summary", "probe_error_sentence"]
 
 #: The benchmark tables the method chapter reads: file stem under ``benchmarks/results`` -> what it
 #: measures (and the script that writes it).
@@ -39,6 +39,11 @@ BENCHMARKS: dict[str, str] = {
     "study_accuracy": "study model: sampled vs exact, whole model (bench_study.py accuracy)",
     "study_batch": "study model: R_med against the Hessian batch (bench_study.py batch)",
     "study_vocab10k": "study model at the 10k vocabulary: sampled probe (bench_study.py vocab10k)",
+    "probe_speed": "study model: one sampled probe at 1 and 2 threads, beside a gradient (bench_probe.py speed)",
+    "probe_accuracy": "study model: sampled vs exact on Adam and SGD-M checkpoints at 750 and 1,250 iterations "
+                      "(bench_probe.py summary)",
+    "probe_proxies": "study model: cheap proxies of the diagonal against exact, four checkpoints "
+                     "(bench_probe.py proxies)",
 }
 
 
@@ -140,6 +145,48 @@ def _vocab10k(df: pd.DataFrame) -> tuple[str, bool]:
     return f"{r.seconds:.0f} s ({r.products:.0f} products)", bool(r.seconds <= 300)
 
 
+def _probe_speed(df: pd.DataFrame) -> tuple[str, bool]:
+    r = df.set_index("threads")
+    parts = [f"{t} thread{'s' if t > 1 else ''}: {x.seconds:.0f} s, {x.products:.0f} products "
+             f"({1000 * x.s_per_product:.0f} ms each, {x.product_over_gradient:.1f} gradients)" for t, x in r.iterrows()]
+    met = 2 in r.index and bool(r.seconds[2] <= 30 and r.products[2] <= 1000)
+    return "; ".join(parts), met
+
+
+#: the checkpoints the probe's accuracy is judged on: both optimizers at both steps
+PROBE_CHECKPOINTS = ("adam@750", "sgdm@750", "adam@1250", "sgdm@1250")
+
+
+def _probe_rows(df: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    seen = set(df.checkpoint)
+    return df.set_index("checkpoint").loc["all"], [c for c in PROBE_CHECKPOINTS if c not in seen]
+
+
+def _probe_error(df: pd.DataFrame) -> tuple[str, bool]:
+    r, missing = _probe_rows(df)
+    gap = f" (not measured: {', '.join(missing)})" if missing else ""
+    return (f"{r.runs:.0f} runs{gap}: median {r.median_err:.1%}, worst {r.worst_err:.1%}; max part worst "
+            f"{r.max_part_worst:.1%}", bool(not missing and r.runs >= 12 and r.median_err <= 0.03
+                                            and r.worst_err <= 0.10 and r.max_part_worst <= 0.10))
+
+
+def _probe_comparison(df: pd.DataFrame) -> tuple[str, bool]:
+    r, missing = _probe_rows(df)
+    t = df.set_index("checkpoint")
+    bias = {o: float(t.mean_log_err[f"{o} (both steps)"]) for o in ("adam", "sgdm")
+            if f"{o} (both steps)" in t.index}
+    text = (f"mean log-error Adam {bias.get('adam', math.nan):+.3f}, SGD-M {bias.get('sgdm', math.nan):+.3f}; "
+            f"per-tensor log(SGD-M/Adam) error median {r.log_ratio_err_median:.3f}, worst {r.log_ratio_err_worst:.3f}; "
+            f"its mean over tensors worst {r.mean_log_ratio_err_worst:.3f}")
+    return text, bool(not missing and r.mean_log_ratio_err_worst <= 0.05)
+
+
+def _probe_interval(df: pd.DataFrame) -> tuple[str, bool]:
+    r, missing = _probe_rows(df)
+    return (f"coverage {r.coverage:.0%}, median width upper/lower {r.width_median:.0f}x",
+            bool(not missing and r.coverage >= 0.95 and r.width_median <= 3))
+
+
 #: The goals, in the order the chapter lists them; each threshold is written in its rule only.
 GOALS: tuple[Goal, ...] = (
     Goal("structured exact >= 4x faster than brute force", ">= 4x", "transformer_exact_vs_brute", _exact_vs_brute),
@@ -156,6 +203,13 @@ GOALS: tuple[Goal, ...] = (
          _study_error),
     Goal("study model: intervals cover and decide", "coverage >= 95%, width <= 2x", "study_accuracy", _study_interval),
     Goal("10k vocabulary: sampled probe of the whole model", "<= 5 min", "study_vocab10k", _vocab10k),
+    Goal("study model: one probe in <= 30 s at 2 threads", "<= 30 s, <= 1,000 products", "probe_speed",
+         _probe_speed),
+    Goal("study probe vs exact, Adam and SGD-M at 750 and 1,250", "median <= 3%, worst <= 10%, max part <= 10%",
+         "probe_accuracy", _probe_error),
+    Goal("the SGD-M/Adam comparison the verdict reads", "mean log-ratio error <= 0.05 (the effect: ~0.27)",
+         "probe_accuracy", _probe_comparison),
+    Goal("probe intervals on both optimizers", "coverage >= 95%, width <= 3x", "probe_accuracy", _probe_interval),
 )
 
 
@@ -237,3 +291,44 @@ def study_batch_summary(df: pd.DataFrame | None) -> dict[str, Any]:
     return {**out, "batch_defined": int(b.defined.min()), "batch_settled": settled,
             "batch_seconds_2048": float(b.seconds.get(2048, math.nan)),
             "batch_seconds_512": float(b.seconds.get(512, math.nan))}
+
+
+def probe_accuracy_summary(df: pd.DataFrame | None) -> dict[str, Any]:
+    """What the chapters quote of ``probe_accuracy`` (the sampled probe against exact on Adam and
+    SGD-M checkpoints): errors in percent over all four checkpoints, per optimizer the mean
+    log-error (a bias), the error of the verdict's statistic (the mean over tensors of
+    ``log(R_sgdm / R_adam)``, worst over estimate seeds), coverage and width; ``probe_status`` is
+    ``"not measured"`` (and the numbers NaN) without the table or while a checkpoint is missing."""
+    keys = ("probe_median_err", "probe_worst_err", "probe_max_part_worst", "probe_median_part_worst",
+            "probe_bias_adam", "probe_bias_sgdm", "probe_ratio_err_median", "probe_ratio_err_worst",
+            "probe_mean_ratio_err_worst", "probe_coverage", "probe_width", "probe_runs")
+    out: dict[str, Any] = dict.fromkeys(keys, math.nan)
+    if df is None:
+        return {**out, "probe_status": "not measured"}
+    r, missing = _probe_rows(df)
+    t = df.set_index("checkpoint")
+    out.update(probe_median_err=100 * float(r.median_err), probe_worst_err=100 * float(r.worst_err),
+               probe_max_part_worst=100 * float(r.max_part_worst),
+               probe_median_part_worst=100 * float(r.median_part_worst),
+               probe_bias_adam=float(t.mean_log_err.get("adam (both steps)", math.nan)),
+               probe_bias_sgdm=float(t.mean_log_err.get("sgdm (both steps)", math.nan)),
+               probe_ratio_err_median=float(r.log_ratio_err_median), probe_ratio_err_worst=float(r.log_ratio_err_worst),
+               probe_mean_ratio_err_worst=float(r.mean_log_ratio_err_worst), probe_coverage=100 * float(r.coverage),
+               probe_width=float(r.width_median), probe_runs=float(r.runs))
+    status = "measured" if not missing else f"measured without {', '.join(missing)}"
+    return {**out, "probe_status": status}
+
+
+def probe_error_sentence(summary: Mapping[str, Any], effect_log: float | None = None) -> str:
+    """One sentence for a study chapter: the probe's measured error on both optimizers' checkpoints
+    (from :func:`probe_accuracy_summary`), or that it is not measured; ``effect_log``, the log of
+    the geometric-mean ratio the chapter's verdict reads, is set beside the error of that log."""
+    if summary["probe_status"] == "not measured":
+        return "its error against the exact diagonal on both optimizers' checkpoints is not measured yet"
+    return (f"against the exact diagonal on Adam's and SGD-M's checkpoints after 750 and 1,250 iterations "
+            f"({summary['probe_status']}; {summary['probe_runs']:.0f} estimate runs) its median error is "
+            f"{summary['probe_median_err']:.1f}% and its worst {summary['probe_worst_err']:.1f}%, its mean log-error "
+            f"{summary['probe_bias_adam']:+.3f} on Adam and {summary['probe_bias_sgdm']:+.3f} on SGD-M, and the "
+            f"log of the geometric-mean SGD-M/Adam ratio it gives is off by at most "
+            f"{summary['probe_mean_ratio_err_worst']:.3f}"
+            + (f" (the effect this chapter reads: {effect_log:.3f})" if effect_log is not None else ""))

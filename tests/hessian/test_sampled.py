@@ -115,3 +115,30 @@ def test_proxy_below_is_checked():
     m, loss, batch = make_case("mlp_tanh")
     with pytest.raises(ValueError, match="proxy_below=-1"):
         rmed_per_layer(m, loss, batch, method="sampled", proxy_below=-1)
+
+
+def test_gauss_newton_ranking_only_adds_verified_candidates():
+    """``gauss_newton_draws`` adds the sampled Gauss-Newton diagonal's top entries to the verified
+    ones: the uniform draws are the same, so the maximum found can only grow and stays a verified
+    entry (at most the exact maximum); the intervals still hold the exact value; a loss that is not
+    categorical is refused with the reason."""
+    m, loss, batch = make_case("transformer")
+    params = ["tok.weight", "pos.weight", "blocks.0.attn.q.weight", "blocks.0.attn.v.weight", "blocks.0.fc.weight",
+              "blocks.0.ln1.weight", "head.weight"]
+    exact = rmed_per_layer(m, loss, batch, params=params).set_index("layer")
+    # few draws and one candidate a proxy, so that the plain estimate misses some maxima
+    kw = dict(params=params, exact_below=0, n_samples=7, n_candidates=1, bound_steps=8, proxy_below=2)
+    grew = 0
+    for seed in range(3):
+        plain = rmed_per_layer(m, loss, batch, method="sampled", seed=seed, **kw).set_index("layer")
+        ranked = rmed_per_layer(m, loss, batch, method="sampled", seed=seed, gauss_newton_draws=16,
+                                **kw).set_index("layer")
+        assert ranked.attrs["backward_passes"] == 16 and plain.attrs["backward_passes"] == 0
+        for name in params:
+            assert plain.h_max[name] <= ranked.h_max[name] <= exact.h_max[name] * (1 + 1e-9), name
+            assert ranked.lower[name] <= exact.r_med[name] * (1 + 1e-9) <= ranked.upper[name] * (1 + 1e-9) ** 2
+            grew += ranked.h_max[name] > plain.h_max[name]
+    assert grew >= 3  # the output layer's maximum, where the Gauss-Newton matrix is the Hessian
+    tm, tloss, tbatch = make_case("tokenwise")
+    with pytest.raises(ValueError, match="categorical loss"):
+        rmed_per_layer(tm, tloss, tbatch, method="sampled", exact_below=0, gauss_newton_draws=4)
