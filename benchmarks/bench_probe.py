@@ -33,6 +33,7 @@ Sections:
 
     .venv/bin/python benchmarks/bench_probe.py exact --opt sgdm --steps 750
     .venv/bin/python benchmarks/bench_probe.py accuracy --opt sgdm --steps 750 --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_probe.py accuracy --opt sgdm --steps 750 --seeds 0 --config gauss-newton
     .venv/bin/python benchmarks/bench_probe.py speed --opt adam --steps 750 --reps 3 --thread-counts 1 2
     .venv/bin/python benchmarks/bench_probe.py proxies --draws 32
     .venv/bin/python benchmarks/bench_probe.py summary
@@ -111,24 +112,29 @@ def run_dir() -> Path:
     return CACHE / "probe"
 
 
-def accuracy(opt: str, steps: int, seeds: list[int], threads: int) -> None:
+#: the estimate configurations measured: keyword arguments of rmed_per_layer(method="sampled")
+CONFIGS: dict[str, dict] = {"defaults": {}, "gauss-newton": {"gauss_newton_draws": 32}}
+
+
+def accuracy(opt: str, steps: int, seeds: list[int], threads: int, config: str = "defaults") -> None:
     """The sampled probe of one checkpoint for each estimate seed, each run's table cached."""
     m, data, spec = checkpoint("study", steps, 0, opt)
     batch = data.hessian_batch(0, spec.hessian_batch)
     run_dir().mkdir(parents=True, exist_ok=True)
     for seed in seeds:
-        f = run_dir() / f"study-{opt}-s0-{steps}-seed{seed}.csv"
+        tag = "" if config == "defaults" else f"-{config}"
+        f = run_dir() / f"study-{opt}-s0-{steps}-seed{seed}{tag}.csv"
         if f.exists():
             continue
         at_start = load()
         t = time.perf_counter()
-        df = rmed_per_layer(m, lm_loss, batch, method="sampled", seed=seed)
+        df = rmed_per_layer(m, lm_loss, batch, method="sampled", seed=seed, **CONFIGS[config])
         seconds = time.perf_counter() - t
-        df = df.assign(opt=opt, steps=steps, seed=seed, sampled=~df.layer.isin(df.attrs["exact"]),
+        df = df.assign(config=config, opt=opt, steps=steps, seed=seed, sampled=~df.layer.isin(df.attrs["exact"]),
                        products=df.attrs["products"], seconds=round(seconds, 2), threads=threads,
                        load_start=at_start, load_end=load())
         atomic_write_text(f, df.to_csv(index=False))
-        print(f"{opt}@{steps} seed {seed}: {seconds:.0f} s, {df.attrs['products']} products, load {load()}",
+        print(f"{config} {opt}@{steps} seed {seed}: {seconds:.0f} s, {df.attrs['products']} products, load {load()}",
               flush=True)
 
 
@@ -252,7 +258,8 @@ def _log_err(est: pd.Series, exact: pd.Series) -> pd.Series:
 
 def summary() -> None:
     """Every cached run of ``accuracy`` against the exact table of its checkpoint (module doc)."""
-    runs = [pd.read_csv(f) for f in sorted(run_dir().glob("study-*-seed*.csv"))]
+    runs = [pd.read_csv(f).assign(config=lambda d: d.get("config", "defaults"))
+            for f in sorted(run_dir().glob("study-*-seed*.csv"))]
     exact = [pd.read_csv(RESULTS / f"probe_exact_{o}_{k}.csv") for o, k in CHECKPOINTS
              if (RESULTS / f"probe_exact_{o}_{k}.csv").exists()]
     if not runs or not exact:
@@ -283,26 +290,31 @@ def summary() -> None:
                     exact_products=g.drop_duplicates("layer").exact_products.sum(),
                     exact_seconds=g.drop_duplicates("layer").exact_seconds.sum())
 
-    rows = [dict(checkpoint=f"{o}@{k}", **block(g)) for (o, k), g in t.groupby(["opt", "steps"], sort=False)]
-    rows += [dict(checkpoint=f"{o} (both steps)", **block(g)) for o, g in t.groupby("opt")]
-    rows.append(dict(checkpoint="all", **block(t)))
-    out = pd.DataFrame(rows)
-    # the verdict compares the optimizers tensor by tensor: the error of log(R_sgdm / R_adam)
-    pair = t.pivot_table(index=["steps", "seed", "layer"], columns="opt", values=["r_med", "exact_r_med"])
-    ratio_rows = []
-    if {"adam", "sgdm"} <= set(t.opt):
-        e = (np.log(pair["r_med"]["sgdm"] / pair["r_med"]["adam"])
-             - np.log(pair["exact_r_med"]["sgdm"] / pair["exact_r_med"]["adam"])).dropna().rename("e").reset_index()
-        for step, g in list(e.groupby("steps")) + [("all", e)]:
-            mean_by_run = g.groupby(["steps", "seed"]).e.mean()
-            ratio_rows.append(dict(steps=step, pairs=len(g), log_ratio_err_median=g.e.abs().median(),
-                                   log_ratio_err_worst=g.e.abs().max(),
-                                   mean_log_ratio_err_worst=mean_by_run.abs().max()))
-    ratios = pd.DataFrame(ratio_rows)
-    out = out.merge(ratios.assign(checkpoint=ratios.steps.map(lambda s: "all" if s == "all" else f"step {s}"))
-                    .drop(columns="steps"), on="checkpoint", how="outer") if len(ratios) else out
+    frames = []
+    for config, tc in t.groupby("config", sort=False):
+        rows = [dict(checkpoint=f"{o}@{k}", **block(g)) for (o, k), g in tc.groupby(["opt", "steps"], sort=False)]
+        rows += [dict(checkpoint=f"{o} (both steps)", **block(g)) for o, g in tc.groupby("opt")]
+        rows.append(dict(checkpoint="all", **block(tc)))
+        out = pd.DataFrame(rows)
+        # the verdict compares the optimizers tensor by tensor: the error of log(R_sgdm / R_adam)
+        ratio_rows = []
+        if {"adam", "sgdm"} <= set(tc.opt):
+            pair = tc.pivot_table(index=["steps", "seed", "layer"], columns="opt", values=["r_med", "exact_r_med"])
+            e = (np.log(pair["r_med"]["sgdm"] / pair["r_med"]["adam"])
+                 - np.log(pair["exact_r_med"]["sgdm"] / pair["exact_r_med"]["adam"])).dropna().rename("e").reset_index()
+            for step, g in [*e.groupby("steps"), ("all", e)]:
+                mean_by_run = g.groupby(["steps", "seed"]).e.mean()
+                ratio_rows.append(dict(checkpoint="all" if step == "all" else f"step {step}", pairs=len(g),
+                                       log_ratio_err_median=g.e.abs().median(), log_ratio_err_worst=g.e.abs().max(),
+                                       mean_log_ratio_err_worst=mean_by_run.abs().max()))
+        if ratio_rows:
+            out = out.merge(pd.DataFrame(ratio_rows), on="checkpoint", how="outer")
+        frames.append(out.assign(config=config))
+    out = pd.concat(frames, ignore_index=True)
+    out = out[["config", *[c for c in out.columns if c != "config"]]]
     save("probe_accuracy", out.round(4),
-         "The study model's sampled probe (rmed_per_layer(method='sampled'), defaults) against the exact "
+         "The study model's sampled probe (rmed_per_layer(method='sampled'); config 'defaults', or "
+         "'gauss-newton': gauss_newton_draws=32) against the exact "
          "diagonal on four checkpoints -- Adam and SGD-M after 750 and 1,250 iterations of study seed 0 -- with "
          "estimate seeds 0..2, on the probes' 512-token Hessian batch, float32, CPU, one thread per process. "
          "err: |R_med estimate / exact - 1| over every tensor (tensors the estimate computes whole count with their "
@@ -326,6 +338,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--draws", type=int, default=32)
+    ap.add_argument("--config", choices=list(CONFIGS), default="defaults")
     ap.add_argument("--thread-counts", type=int, nargs="+", default=[1, 2])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -333,7 +346,7 @@ def main() -> None:
     if a.section == "exact":
         exact_diagonals(a.opt, a.steps, a.threads)
     elif a.section == "accuracy":
-        accuracy(a.opt, a.steps, a.seeds, a.threads)
+        accuracy(a.opt, a.steps, a.seeds, a.threads, a.config)
     elif a.section == "proxies":
         proxies(a.draws)
     elif a.section == "speed":

@@ -28,7 +28,7 @@
 # same for both optimizers and every probe; at the study scale it is 16 training sequences (512
 # tokens), the size at which the sampled estimate's cost and accuracy are measured against the
 # exact diagonal in {doc}`computing_rmed`. Task, model sizes and learning rates are this project's
-# choices: the paper's are not known ({ref}`chapter-statistic`).
+# choices: the paper's are not known ({ref}`chapter-statistic`). {glue:text}`fig2_probe`.
 
 # %% tags=["parameters"]
 from typing import Optional, Union
@@ -44,6 +44,7 @@ scale: str = "study"  # ci | book | study | paper; a results bundle of this name
 from rmed_core.book.plots import figure_grid, opt_scatter, rmed_by_tensor_plot
 from rmed_core.book.report import glue_figure, glue_number, glue_text, show_provenance
 from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid
+from rmed_core.study.goals import probe_description
 from rmed_core.study.published import published_steps
 from rmed_core.study.units import rmed_by_tensor
 from rmed_core.tasks import get_task
@@ -55,6 +56,7 @@ grid = study_grid(task, opts, scale=scale, lr=lr, seed=seed, steps=steps)
 for r in grid.diverged:
     print(f"DIVERGED: {r.config.opt} seed {r.config.seed} (lr {r.config.lr:g}): {r.provenance.get('reason')}")
 glue_text("fig2_setup", setup_sentence(grid, task))
+glue_text("fig2_probe", probe_description(grid.rmed, grid.provenance))
 step_map = published_steps(grid.rmed.step.unique())
 summary = rmed_by_tensor(grid.rmed, steps=sorted(set(step_map.values())))
 glue_number("fig2_seeds", len({r.config.seed for r in grid.results}))

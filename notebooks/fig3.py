@@ -27,6 +27,8 @@
 # batch of 16 training sequences (512 tokens) is the size at which the sampled estimate's cost and
 # accuracy are measured against the exact diagonal in {doc}`computing_rmed`.
 #
+# **The probes.** {glue:text}`fig3_probe` ({doc}`computing_rmed`, table `probe_accuracy`).
+#
 # **The rule** (`rmed_core.study.verdict`, fixed before the study was read). The unit is the log ratio
 # $y_{ks} = \log(R^{\mathrm{SGDM}}_{\mathrm{med}} / R^{\mathrm{Adam}}_{\mathrm{med}})$ of tensor $k$
 # in seed $s$. The tensors of one seed are correlated, so the seed is the unit of replication: per
@@ -46,9 +48,14 @@ steps: Optional[int] = None  # None: the study's (or the scale's) iterations
 scale: str = "study"  # ci | book | study | paper; a results bundle of this name is read when it holds the runs
 
 # %% tags=["hide-input"]
+import numpy as np
+import pandas as pd
+from IPython.display import display
+
 from rmed_core.book.plots import figure_grid, ratio_plot
 from rmed_core.book.report import glue_claim, glue_figure, glue_number, glue_text, ratio_columns, show_provenance
 from rmed_core.study.error_rates import spread_from_study, verdict_fpr, verdict_power
+from rmed_core.study.goals import probe_description
 from rmed_core.study.experiments import describe_grid, setup_sentence, study_grid
 from rmed_core.study.published import PUBLISHED_RATIOS, claims_at, published_steps
 from rmed_core.study.units import log_ratios, ratio_table
@@ -81,7 +88,11 @@ n_tensors = int(claims[claims.tensors == "all"].n_tensors.max())
 glue_number("fig3_seeds", n_seeds)
 glue_text("fig3_verdict", f"{verdicts[750]} at both iterations" if len(set(verdicts.values())) == 1 else
           "; ".join(f"{v} at {it}" for it, v in verdicts.items()))
-ratio_columns(claims)
+effect = claims[claims.tensors == "all"].ratio.astype(float)
+glue_text("fig3_probe", probe_description(grid.rmed, grid.provenance,
+                                          float(np.log(effect).abs().min()) if len(effect) else None))
+with pd.option_context("display.max_colwidth", None):  # every published row, never cut to "..."
+    display(ratio_columns(claims))
 
 # %% tags=["hide-input"]
 ratios = ratio_table(grid.rmed, steps=sorted(set(step_map.values())))
@@ -118,9 +129,6 @@ show_provenance("fig3", params, grid.provenance)
 # published spread is shared by the tensors of a run) with this study's number of seeds.
 
 # %% tags=["hide-input"]
-import numpy as np
-import pandas as pd
-
 rates = []
 for it, step in step_map.items():
     spread = spread_from_study(units[units.step == step])

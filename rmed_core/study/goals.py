@@ -25,7 +25,8 @@ import pandas as pd
 from ..provenance import repo_root
 
 __all__ = ["BENCHMARKS", "GOALS", "Goal", "results_dir", "read_tables", "goal_table", "study_accuracy_summary",
-           "study_batch_summary", "probe_accuracy_summary", "probe_error_sentence"]
+           "study_batch_summary", "probe_accuracy_summary", "probe_error_sentence", "probe_proxies_summary",
+           "probe_description"]
 
 #: The benchmark tables the method chapter reads: file stem under ``benchmarks/results`` -> what it
 #: measures (and the script that writes it).
@@ -157,7 +158,13 @@ def _probe_speed(df: pd.DataFrame) -> tuple[str, bool]:
 PROBE_CHECKPOINTS = ("adam@750", "sgdm@750", "adam@1250", "sgdm@1250")
 
 
-def _probe_rows(df: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+def _probe_config(df: pd.DataFrame, config: str = "defaults") -> pd.DataFrame:
+    """The rows of one estimate configuration (a table without the column is the defaults')."""
+    return df[df.config == config] if "config" in df else df
+
+
+def _probe_rows(df: pd.DataFrame, config: str = "defaults") -> tuple[pd.Series, list[str]]:
+    df = _probe_config(df, config)
     seen = set(df.checkpoint)
     return df.set_index("checkpoint").loc["all"], [c for c in PROBE_CHECKPOINTS if c not in seen]
 
@@ -172,7 +179,7 @@ def _probe_error(df: pd.DataFrame) -> tuple[str, bool]:
 
 def _probe_comparison(df: pd.DataFrame) -> tuple[str, bool]:
     r, missing = _probe_rows(df)
-    t = df.set_index("checkpoint")
+    t = _probe_config(df).set_index("checkpoint")
     bias = {o: float(t.mean_log_err[f"{o} (both steps)"]) for o in ("adam", "sgdm")
             if f"{o} (both steps)" in t.index}
     text = (f"mean log-error Adam {bias.get('adam', math.nan):+.3f}, SGD-M {bias.get('sgdm', math.nan):+.3f}; "
@@ -205,6 +212,8 @@ GOALS: tuple[Goal, ...] = (
     Goal("10k vocabulary: sampled probe of the whole model", "<= 5 min", "study_vocab10k", _vocab10k),
     Goal("study model: one probe in <= 30 s at 2 threads", "<= 30 s, <= 1,000 products", "probe_speed",
          _probe_speed),
+    Goal("10k vocabulary: sampled probe in <= 90 s", "<= 90 s", "study_vocab10k",
+         lambda df: (_vocab10k(df)[0], bool(df.iloc[0].seconds <= 90))),
     Goal("study probe vs exact, Adam and SGD-M at 750 and 1,250", "median <= 3%, worst <= 10%, max part <= 10%",
          "probe_accuracy", _probe_error),
     Goal("the SGD-M/Adam comparison the verdict reads", "mean log-ratio error <= 0.05 (the effect: ~0.27)",
@@ -301,12 +310,17 @@ def probe_accuracy_summary(df: pd.DataFrame | None) -> dict[str, Any]:
     ``"not measured"`` (and the numbers NaN) without the table or while a checkpoint is missing."""
     keys = ("probe_median_err", "probe_worst_err", "probe_max_part_worst", "probe_median_part_worst",
             "probe_bias_adam", "probe_bias_sgdm", "probe_ratio_err_median", "probe_ratio_err_worst",
-            "probe_mean_ratio_err_worst", "probe_coverage", "probe_width", "probe_runs")
+            "probe_mean_ratio_err_worst", "probe_coverage", "probe_width", "probe_runs", "probe_gn_max_part_worst",
+            "probe_gn_runs", "probe_gn_worst_err", "probe_gn_median_err")
     out: dict[str, Any] = dict.fromkeys(keys, math.nan)
     if df is None:
         return {**out, "probe_status": "not measured"}
     r, missing = _probe_rows(df)
-    t = df.set_index("checkpoint")
+    t = _probe_config(df).set_index("checkpoint")
+    if "config" in df and "gauss-newton" in set(df.config):
+        g, _ = _probe_rows(df, "gauss-newton")
+        out.update(probe_gn_max_part_worst=100 * float(g.max_part_worst), probe_gn_runs=float(g.runs),
+                   probe_gn_worst_err=100 * float(g.worst_err), probe_gn_median_err=100 * float(g.median_err))
     out.update(probe_median_err=100 * float(r.median_err), probe_worst_err=100 * float(r.worst_err),
                probe_max_part_worst=100 * float(r.max_part_worst),
                probe_median_part_worst=100 * float(r.median_part_worst),
@@ -332,3 +346,42 @@ def probe_error_sentence(summary: Mapping[str, Any], effect_log: float | None = 
             f"log of the geometric-mean SGD-M/Adam ratio it gives is off by at most "
             f"{summary['probe_mean_ratio_err_worst']:.3f}"
             + (f" (the effect this chapter reads: {effect_log:.3f})" if effect_log is not None else ""))
+
+
+def probe_proxies_summary(df: pd.DataFrame | None, target: float = 0.03) -> dict[str, Any]:
+    """What the method chapter quotes of ``probe_proxies_tensors`` (each proxy against the exact
+    diagonal, per tensor of the four checkpoints): per proxy the median residual sd ``tau`` of
+    ``log|h|`` on the log proxy, and the exact entries per tensor a regression estimator of the
+    median would need for a standard error of ``target`` at that ``tau``,
+    ``m = (1.25 tau / target)^2`` (the standard error of a median of ``m`` normal residuals is
+    about ``sqrt(pi/2) tau / sqrt(m)``), for the median tensor and for the 90th percentile."""
+    out: dict[str, Any] = {"proxies_status": "not measured"}
+    for k in ("p", "q", "gauss_newton"):
+        out.update({f"proxies_tau_{k}": math.nan, f"proxies_m_{k}": math.nan, f"proxies_m90_{k}": math.nan,
+                    f"proxies_rho_{k}": math.nan})
+    if df is None:
+        return out
+    for k, g in df.groupby("proxy"):
+        tau, tau90 = float(g.tau.median()), float(g.tau.quantile(0.9))
+        out.update({f"proxies_tau_{k}": tau, f"proxies_rho_{k}": float(g.spearman.median()),
+                    f"proxies_m_{k}": math.ceil((1.25 * tau / target) ** 2),
+                    f"proxies_m90_{k}": math.ceil((1.25 * tau90 / target) ** 2)})
+    out["proxies_status"] = "measured"
+    out["proxies_best"] = min(("p", "q", "gauss_newton"), key=lambda k: out[f"proxies_tau_{k}"]
+                              if out[f"proxies_tau_{k}"] == out[f"proxies_tau_{k}"] else math.inf)
+    return out
+
+
+def probe_description(rmed: pd.DataFrame, provenance: list[dict], effect_log: float | None = None) -> str:
+    """What a study chapter says of its probes: the method that made the R_med table ``rmed`` (its
+    ``method`` column), the code versions of the runs (their ``provenance`` records) and the
+    sampled probe's measured error on both optimizers' checkpoints (:func:`probe_error_sentence`,
+    from this repository's ``probe_accuracy`` table)."""
+    methods = sorted(set(rmed.method)) if "method" in rmed else []
+    what = " and ".join("the sampled estimate (`rmed_per_layer(method='sampled')` at its defaults)" if m == "sampled"
+                        else f"the {m} diagonal" for m in methods) or "a method the runs did not record"
+    versions = ", ".join(sorted({str(p.get("code_version")) for p in provenance})) or "not recorded"
+    text = f"R_med here is {what} (code versions of the runs read: {versions})"
+    if "sampled" in methods:
+        text += "; " + probe_error_sentence(probe_accuracy_summary(read_tables().get("probe_accuracy")), effect_log)
+    return text
