@@ -12,6 +12,8 @@ Sections (each writes ``results/study_<section>.{csv,md}``):
   trained checkpoint, beside the 512-token batch the probes use.
 * ``vocab10k`` -- the sampled probe of the whole model at the full 10k vocabulary (time, products),
   and exact values of a few tensors to check the estimate there.
+* ``iteration`` -- seconds per training iteration (no probe) of the study model and of the 10k
+  vocabulary, each optimizer: ``results/study_iteration.{csv,md}``.
 * ``control64`` -- the control's runs of ``bundles/study`` (the CNN, one seed of each optimizer)
   trained again from the bundle's configuration, and the Hessian diagonal of the final model
   computed in float32 (as the probes do) and in float64: whether a tiny ``median|h|`` (a huge
@@ -23,6 +25,7 @@ Sections (each writes ``results/study_<section>.{csv,md}``):
     .venv/bin/python benchmarks/bench_study.py batch
     .venv/bin/python benchmarks/bench_study.py vocab10k
     .venv/bin/python benchmarks/bench_study.py control64 --seed 0
+    .venv/bin/python benchmarks/bench_study.py iteration --reps 3
 
 Checkpoints are trained once and cached in ``benchmarks/.cache`` (weights only; loaded with
 ``weights_only=True``).
@@ -344,9 +347,46 @@ def control64(a) -> None:
          f"python benchmarks/bench_study.py control64 --seed {a.seed} --threads {a.threads}")
 
 
+def iteration(a) -> None:
+    """Seconds per training iteration (forward, backward, optimizer step; no probe) of the study
+    model and of its 10k-vocabulary scale, each optimizer at its rate here, median of ``--reps``
+    x 10 timed iterations after 5 untimed ones, in one process."""
+    import statistics
+    import time
+
+    from _common import load
+
+    rows = []
+    for size in ("study", "study-10k"):
+        data, make, spec = study_task(size)
+        for opt in ("adam", "sgdm"):
+            torch.manual_seed(0)
+            m = make()
+            lr = ADAM_LR[size] if opt == "adam" else SGDM_LR.get(size, 0.1)
+            optimizer = make_optimizer(opt, m.parameters(), lr=lr)
+            times = []
+            for step in range(5 + 10 * a.reps):
+                t = time.perf_counter()
+                x, y = data.batch(step, 0, spec.batch_size)
+                loss = lm_loss(m(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if step >= 5:
+                    times.append(time.perf_counter() - t)
+            rows.append(dict(scale=size, opt=opt, batch_size=spec.batch_size, vocab=data.vocab_size,
+                             iterations=len(times), s_per_iteration=round(statistics.median(times), 4),
+                             load_after=load()))
+            print(rows[-1], flush=True)
+    save("study_iteration", pd.DataFrame(rows),
+         f"Training alone (no probe): seconds per iteration, median of {10 * a.reps} iterations after 5 untimed, "
+         f"float32, CPU, {a.threads} thread(s); the load average after each row.",
+         f"python benchmarks/bench_study.py iteration --reps {a.reps} --threads {a.threads}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("section", choices=["accuracy", "summary", "batch", "vocab10k", "control64"])
+    ap.add_argument("section", choices=["accuracy", "summary", "batch", "vocab10k", "control64", "iteration"])
     ap.add_argument("--reps", type=int, default=3, help="sampled repetitions (seeds)")
     ap.add_argument("--exact-reps", type=int, default=3, help="timed exact repetitions per checkpoint")
     ap.add_argument("--steps", type=int, default=750, help="Adam iterations of the trained checkpoint")
@@ -361,7 +401,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     {"accuracy": accuracy, "summary": summary, "batch": batch_sensitivity, "vocab10k": vocab10k,
-     "control64": control64}[a.section](a)
+     "control64": control64, "iteration": iteration}[a.section](a)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,12 @@ ratio_columns(matched.assign(level=matched.level.round(3)))
 # %% tags=["hide-input"]
 show_provenance("fig1", params, grid.provenance + tuning.provenance)
 
+# %% tags=["hide-input"]
+from rmed_core.book.report import glue_values
+from rmed_core.study.goals import read_tables, vocab10k_costs
+
+costs = glue_values(vocab10k_costs(read_tables()))
+
 # %% [markdown]
 # ## Verdict
 #
@@ -182,12 +188,12 @@ show_provenance("fig1", params, grid.provenance + tuning.provenance)
 #
 # **What would test it further.** The full 10k vocabulary at batch 64 (scale `study-10k`, with its
 # own tuning sweep `sweeps/study-10k-tuning.yaml`), where a larger vocabulary's rare tokens are
-# expected to favour Adam ({cite:t}`kunstner2024heavy`); it is not in the bundle, as at about
-# 1.8 s per iteration on two loaded cores it did not fit this study's budget. An earlier one-seed
-# trial at that size, for 1,000 iterations, whose runs were not kept (so it is a pointer, not a
-# result of this book), had Adam at 3e-3 reach a training loss of 4.99 against 5.44 for SGD-M's best
-# rate, 0.3 (SGD-M at 1.0 diverged). Beyond it: more seeds, and the `paper` scale on a GPU
-# (`-p scale paper -p lr ...`: no learning rate is tuned there).
+# expected to favour Adam ({cite:t}`kunstner2024heavy`). It is not in the bundle: training it costs
+# {glue:text}`vocab10k_iteration_s:.2f` s per iteration on one thread
+# (`benchmarks/results/study_iteration.md`), but one sampled probe of the whole model
+# {glue:text}`vocab10k_probe_s:.0f` s (`benchmarks/results/study_vocab10k.md`), and each run probes
+# twice (`sweeps/study-10k.yaml`). No run at that size is kept, so nothing of it is reported here. Beyond it: more seeds, and
+# the `paper` scale on a GPU (`-p scale paper -p lr ...`: no learning rate is tuned there).
 #
 # **Regenerate.** At `scale="study"` the runs and the tuning table are read from the results
 # bundle `bundles/study/`:

@@ -143,7 +143,7 @@ show_provenance("fig2", params, grid.provenance)
 # in {doc}`fig3`; the CNN beside it is in {doc}`fig4`.
 #
 # **What would test it further.** The full 10k vocabulary at batch 64 (scale `study-10k`, not in
-# the bundle: at about 1.8 s per iteration on two loaded cores it did not fit this study's budget),
+# the bundle for the cost of its probes, {doc}`fig1`),
 # more seeds, probes at 0–1250 every 250 (the trajectory of each tensor's R_med, not two points of
 # it), and the `paper` scale on a GPU (`-p scale paper -p lr ...`: no learning rate is tuned there).
 #

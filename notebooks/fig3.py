@@ -174,9 +174,8 @@ rates.round(3)
 # come from a larger Transformer on a task that is not known, so agreement in direction and
 # rough size, not in value, is what can be checked.
 #
-# **What would test it further.** The full 10k vocabulary at batch 64 (scale `study-10k`, where an
-# earlier one-seed trial, not kept, found Adam ahead of tuned SGD-M: {doc}`fig1`; not in the
-# bundle: at about 1.8 s per iteration on two loaded cores it did not fit this study's budget); more seeds (the interval
+# **What would test it further.** The full 10k vocabulary at batch 64 (scale `study-10k`, not in
+# the bundle for the cost of its probes, {doc}`fig1`); more seeds (the interval
 # narrows as $1/\sqrt{S}$); probes at 0–1250 every 250 (the trajectory of the ratio, not two
 # points of it); and the `paper` scale on a GPU (`-p scale paper -p lr ...`: no learning rate is
 # tuned there).

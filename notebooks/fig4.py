@@ -211,8 +211,7 @@ show_provenance("fig4", params, cnn.provenance + lm.provenance)
 # what is measured here. The rows by kind say where a ratio lies; each is tested on its own.
 #
 # **What would test it further.** A language-model gap first: the full 10k vocabulary at batch 64
-# (scale `study-10k`, not in the bundle: at about 1.8 s per iteration on two loaded cores it did
-# not fit this study's budget), then more seeds (a narrower interval decides equivalence at a
+# (scale `study-10k`, not in the bundle for the cost of its probes, {doc}`fig1`), then more seeds (a narrower interval decides equivalence at a
 # tighter margin), probes at 0–1250 every 250, Fashion-MNIST (`-p task fashion_cnn`, with
 # `-p lr`), and the `paper` scale on a GPU.
 #

@@ -26,7 +26,7 @@ from ..provenance import repo_root
 
 __all__ = ["BENCHMARKS", "GOALS", "Goal", "results_dir", "read_tables", "goal_table", "study_accuracy_summary",
            "study_batch_summary", "probe_accuracy_summary", "probe_error_sentence", "probe_proxies_summary",
-           "probe_description"]
+           "probe_description", "vocab10k_costs"]
 
 #: The benchmark tables the method chapter reads: file stem under ``benchmarks/results`` -> what it
 #: measures (and the script that writes it).
@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, str] = {
     "study_accuracy": "study model: sampled vs exact, whole model (bench_study.py accuracy)",
     "study_batch": "study model: R_med against the Hessian batch (bench_study.py batch)",
     "study_vocab10k": "study model at the 10k vocabulary: sampled probe (bench_study.py vocab10k)",
+    "study_iteration": "study model and its 10k vocabulary: seconds per training iteration (bench_study.py iteration)",
     "probe_speed": "study model: one sampled probe at 1 and 2 threads, beside a gradient (bench_probe.py speed)",
     "probe_accuracy": "study model: sampled vs exact on Adam and SGD-M checkpoints at 750 and 1,250 iterations "
                       "(bench_probe.py summary)",
@@ -172,9 +173,10 @@ def _probe_rows(df: pd.DataFrame, config: str = "defaults") -> tuple[pd.Series, 
 def _probe_error(df: pd.DataFrame) -> tuple[str, bool]:
     r, missing = _probe_rows(df)
     gap = f" (not measured: {', '.join(missing)})" if missing else ""
-    return (f"{r.runs:.0f} runs{gap}: median {r.median_err:.1%}, worst {r.worst_err:.1%}; max part worst "
-            f"{r.max_part_worst:.1%}", bool(not missing and r.runs >= 12 and r.median_err <= 0.03
-                                            and r.worst_err <= 0.10 and r.max_part_worst <= 0.10))
+    return (f"{r.runs:.0f} runs{gap}: median {r.median_err_sampled:.1%} (sampled tensors), worst {r.worst_err:.1%}; "
+            f"max part worst {r.max_part_worst:.1%}",
+            bool(not missing and r.runs >= 12 and r.median_err_sampled <= 0.03 and r.worst_err <= 0.10
+                 and r.max_part_worst <= 0.10))
 
 
 def _probe_comparison(df: pd.DataFrame) -> tuple[str, bool]:
@@ -183,7 +185,7 @@ def _probe_comparison(df: pd.DataFrame) -> tuple[str, bool]:
     bias = {o: float(t.mean_log_err[f"{o} (both steps)"]) for o in ("adam", "sgdm")
             if f"{o} (both steps)" in t.index}
     text = (f"mean log-error Adam {bias.get('adam', math.nan):+.3f}, SGD-M {bias.get('sgdm', math.nan):+.3f}; "
-            f"per-tensor log(SGD-M/Adam) error median {r.log_ratio_err_median:.3f}, worst {r.log_ratio_err_worst:.3f}; "
+            f"per sampled tensor, log(SGD-M/Adam) error median {r.log_ratio_err_median:.3f}, worst {r.log_ratio_err_worst:.3f}; "
             f"its mean over tensors worst {r.mean_log_ratio_err_worst:.3f}")
     return text, bool(not missing and r.mean_log_ratio_err_worst <= 0.05)
 
@@ -216,7 +218,7 @@ GOALS: tuple[Goal, ...] = (
          lambda df: (_vocab10k(df)[0], bool(df.iloc[0].seconds <= 90))),
     Goal("study probe vs exact, Adam and SGD-M at 750 and 1,250", "median <= 3%, worst <= 10%, max part <= 10%",
          "probe_accuracy", _probe_error),
-    Goal("the SGD-M/Adam comparison the verdict reads", "mean log-ratio error <= 0.05 (the effect: ~0.27)",
+    Goal("the SGD-M/Adam comparison the verdict reads", "mean log-ratio error <= 0.05",
          "probe_accuracy", _probe_comparison),
     Goal("probe intervals on both optimizers", "coverage >= 95%, width <= 3x", "probe_accuracy", _probe_interval),
 )
@@ -311,7 +313,7 @@ def probe_accuracy_summary(df: pd.DataFrame | None) -> dict[str, Any]:
     keys = ("probe_median_err", "probe_worst_err", "probe_max_part_worst", "probe_median_part_worst",
             "probe_bias_adam", "probe_bias_sgdm", "probe_ratio_err_median", "probe_ratio_err_worst",
             "probe_mean_ratio_err_worst", "probe_coverage", "probe_width", "probe_runs", "probe_gn_max_part_worst",
-            "probe_gn_runs", "probe_gn_worst_err", "probe_gn_median_err")
+            "probe_gn_runs", "probe_gn_worst_err", "probe_gn_median_err", "probe_gn_mean_ratio_err_worst")
     out: dict[str, Any] = dict.fromkeys(keys, math.nan)
     if df is None:
         return {**out, "probe_status": "not measured"}
@@ -320,8 +322,9 @@ def probe_accuracy_summary(df: pd.DataFrame | None) -> dict[str, Any]:
     if "config" in df and "gauss-newton" in set(df.config):
         g, _ = _probe_rows(df, "gauss-newton")
         out.update(probe_gn_max_part_worst=100 * float(g.max_part_worst), probe_gn_runs=float(g.runs),
-                   probe_gn_worst_err=100 * float(g.worst_err), probe_gn_median_err=100 * float(g.median_err))
-    out.update(probe_median_err=100 * float(r.median_err), probe_worst_err=100 * float(r.worst_err),
+                   probe_gn_worst_err=100 * float(g.worst_err), probe_gn_median_err=100 * float(g.median_err_sampled),
+                   probe_gn_mean_ratio_err_worst=float(g.mean_log_ratio_err_worst))
+    out.update(probe_median_err=100 * float(r.median_err_sampled), probe_worst_err=100 * float(r.worst_err),
                probe_max_part_worst=100 * float(r.max_part_worst),
                probe_median_part_worst=100 * float(r.median_part_worst),
                probe_bias_adam=float(t.mean_log_err.get("adam (both steps)", math.nan)),
@@ -340,7 +343,8 @@ def probe_error_sentence(summary: Mapping[str, Any], effect_log: float | None = 
     if summary["probe_status"] == "not measured":
         return "its error against the exact diagonal on both optimizers' checkpoints is not measured yet"
     return (f"against the exact diagonal on Adam's and SGD-M's checkpoints after 750 and 1,250 iterations "
-            f"({summary['probe_status']}; {summary['probe_runs']:.0f} estimate runs) its median error is "
+            f"({summary['probe_status']}; {summary['probe_runs']:.0f} estimate runs) its median error on the tensors it "
+            f"samples is "
             f"{summary['probe_median_err']:.1f}% and its worst {summary['probe_worst_err']:.1f}%, its mean log-error "
             f"{summary['probe_bias_adam']:+.3f} on Adam and {summary['probe_bias_sgdm']:+.3f} on SGD-M, and the "
             f"log of the geometric-mean SGD-M/Adam ratio it gives is off by at most "
@@ -385,3 +389,14 @@ def probe_description(rmed: pd.DataFrame, provenance: list[dict], effect_log: fl
     if "sampled" in methods:
         text += "; " + probe_error_sentence(probe_accuracy_summary(read_tables().get("probe_accuracy")), effect_log)
     return text
+
+
+def vocab10k_costs(tables: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+    """What the 10k-vocabulary scale costs, for the chapters that say why it is not in the bundle:
+    seconds per training iteration (Adam; ``study_iteration``) and per sampled probe of the whole
+    model (``study_vocab10k``), NaN where not measured."""
+    it = tables.get("study_iteration")
+    probe = tables.get("study_vocab10k")
+    sel = it[(it.scale == "study-10k") & (it.opt == "adam")] if it is not None else None
+    return {"vocab10k_iteration_s": float(sel.s_per_iteration.iloc[0]) if sel is not None and len(sel) else math.nan,
+            "vocab10k_probe_s": float(probe.seconds.iloc[0]) if probe is not None and len(probe) else math.nan}
