@@ -283,10 +283,9 @@ batch = glue_values(study_batch_summary(tables.get("study_batch")))
 # {glue:text}`probe_coverage:.0f`% of the sampled tensors, with a median width (upper/lower) of
 # {glue:text}`probe_width:.0f`: they certify, they do not decide.
 #
-# The errors that remain are mostly the maximum's (the proxies' candidates miss the largest entry
-# of a few tensors: the last block's keys, the first block's MLP, the position embedding) and the
-# output layer's median (ranked only by the squared gradients, being wider than `proxy_below`).
-# With the sampled Gauss-Newton ranking added (`gauss_newton_draws=32`: 32 label draws, one
+# The errors that remain are in both parts: the proxies' candidates miss the largest entry of some
+# tensors, and 192 post-stratified draws leave the median of some tensors off by up to
+# {glue:text}`probe_median_part_worst:.0f`% (per tensor: `probe_accuracy_tensors.csv`). With the sampled Gauss-Newton ranking added (`gauss_newton_draws=32`: 32 label draws, one
 # batched backward pass for every tensor, and its top entries verified; configuration
 # `gauss-newton`, {glue:text}`probe_gn_runs:.0f` runs, one estimate seed per checkpoint), the worst
 # error of R_med is {glue:text}`probe_gn_worst_err:.1f`% and the maximum part's worst
