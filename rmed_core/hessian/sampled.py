@@ -52,7 +52,8 @@ by one Hessian-vector product each and the block-norm bound of the parameter-spa
 tied weight's coordinates are chosen by the proxies of its two uses, summed (never a brute force
 over the whole tensor). Sample sizes that cannot deliver the confidence asked for are refused
 (:func:`min_samples`). The measured accuracy against the exact method is in
-``benchmarks/results/study_accuracy.md``.
+``benchmarks/results/study_accuracy.md`` and, on Adam's and SGD-M's checkpoints, in
+``benchmarks/results/probe_accuracy.md``.
 """
 from __future__ import annotations
 
