@@ -190,7 +190,15 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
     The run is retrained with the thread count it was made with. Float32 training on another
     machine follows a slightly different path; the
     tolerances are this project's choice, wide enough for that and far narrower than any effect the
-    book reads (the ratios it tests are between 1.4 and 3.5).
+    book reads (the ratios it tests are between 1.4 and 3.5). On that path the sampled estimate
+    (:mod:`rmed_core.hessian.sampled`) is a discontinuous function of the weights: which entries
+    its proxies nominate for the maximum can change, moving one tensor's R_med by more than the
+    drift (on the machine that made the study bundle the slice reproduces to 4e-7; on another CPU
+    every tensor computed whole agreed within 4e-4 and the sampled ones within 3e-5 in the median,
+    but the two attention keys' R_med moved by 7% and 10%, inside their intervals). So tensors
+    computed whole must agree within ``rmed_rtol``
+    each, and sampled tensors within ``rmed_rtol`` in the median over them, each inside its
+    stored interval (the estimate's stated uncertainty).
     """
     from .config import TrainConfig
     from .trainer import train
@@ -225,15 +233,28 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
     new = res.rmed.set_index(["step", "layer"]).reindex(old.index)
     both = old.r_med.notna() & new.r_med.notna()
     flips = int((old.r_med.notna() != new.r_med.notna()).sum())
-    rmed_diff = float(np.max(np.abs(new.r_med[both] / old.r_med[both] - 1))) if both.any() else 0.0
-    out = dict(loss_max_rel=loss_diff, rmed_max_rel=rmed_diff, undefined_flips=flips,
-               steps=until, probes=len(cfg.probe_steps), tensors=int(both.sum()))
+    rel = (new.r_med[both] / old.r_med[both] - 1).abs()
+    # a tensor the sampled estimate samples (its stored interval has width) vs one it computed whole
+    sampled = ((old.method == "sampled") & (old.lower < old.upper))[both] if "method" in old else rel < 0
+    rmed_diff = float(rel.max()) if len(rel) else 0.0
+    whole_diff = float(rel[~sampled].max()) if (~sampled).any() else 0.0
+    sampled_median = float(rel[sampled].median()) if sampled.any() else 0.0
+    outside = [k for k in rel[sampled].index if not (old.lower[k] * (1 - 1e-9) <= new.r_med[k] <= old.upper[k] * (1 + 1e-9))]
+    out = dict(loss_max_rel=loss_diff, rmed_max_rel=rmed_diff, rmed_whole_max_rel=whole_diff,
+               rmed_sampled_median_rel=sampled_median, undefined_flips=flips,
+               steps=until, probes=len(cfg.probe_steps), tensors=int(both.sum()), sampled_tensors=int(sampled.sum()))
     bad = []
     if not math.isfinite(loss_diff) or loss_diff > loss_rtol:
         bad.append(f"training loss differs by up to {loss_diff:.2e} (tolerance {loss_rtol:g})")
-    if rmed_diff > rmed_rtol:
-        worst = (np.abs(new.r_med[both] / old.r_med[both] - 1)).idxmax()
-        bad.append(f"R_med differs by up to {rmed_diff:.2e} (tolerance {rmed_rtol:g}; worst {worst})")
+    if whole_diff > rmed_rtol:
+        worst = rel[~sampled].idxmax()
+        bad.append(f"R_med of a tensor computed whole differs by up to {whole_diff:.2e} (tolerance {rmed_rtol:g}; "
+                   f"worst {worst})")
+    if sampled_median > rmed_rtol:
+        bad.append(f"R_med of the sampled tensors differs by {sampled_median:.2e} in the median (tolerance "
+                   f"{rmed_rtol:g})")
+    if outside:
+        bad.append(f"R_med of {len(outside)} sampled tensors left the stored interval (first: {outside[0]})")
     if flips:
         bad.append(f"{flips} R_med changed between defined and undefined")
     if bad:

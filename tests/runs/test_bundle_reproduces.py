@@ -34,6 +34,8 @@ def test_the_study_bundle_holds_or_lists_every_point_of_its_sweeps():
 
 def test_the_current_code_reproduces_a_slice_of_the_study():
     # 1e-2 on the mini-batch losses: float32 training on another CPU (another kernel, another rounding) drifts
-    # over 750 iterations; on the machine that made the bundle the difference is 1.2e-7 (R_med: 4.1e-7)
+    # over 750 iterations; on the machine that made the bundle the difference is 1.2e-7 (R_med: 4.1e-7). The
+    # sampled tensors are held to their median and their intervals (check_reproduces says why)
     out = check_reproduces("study", sweep="study", opt="adam", seed=0, until=750, loss_rtol=1e-2)
-    assert out["probes"] == 1 and out["tensors"] > 20
+    assert out["probes"] == 1 and out["tensors"] > 20 and out["sampled_tensors"] >= 5
+    assert out["rmed_whole_max_rel"] <= 0.05 and out["rmed_sampled_median_rel"] <= 0.05
