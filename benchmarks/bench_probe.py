@@ -60,7 +60,7 @@ from rmed_core.runs.files import atomic_write_bytes, atomic_write_text  # noqa: 
 from rmed_core.hessian import hessian_diagonal, rmed_per_layer  # noqa: E402
 from rmed_core.hessian.table import embedding_rows  # noqa: E402
 from rmed_core.models import lm_loss  # noqa: E402
-from rmed_core.stats import ratio  # noqa: E402
+from rmed_core.stats import median, ratio  # noqa: E402
 
 CHECKPOINTS = [("adam", 750), ("sgdm", 750), ("adam", 1250), ("sgdm", 1250)]
 
@@ -99,7 +99,7 @@ def exact_diagonals(opt: str, steps: int, threads: int) -> dict[str, torch.Tenso
         h = out[r["name"]].abs().flatten().double()
         if r["name"] in emb:  # an embedding: the rows of the tokens in the batch
             h = out[r["name"]].abs().double()[emb[r["name"]]].flatten()
-        hmax, hmed = float(h.max()), float(h.median()) if len(h) % 2 else float(h.sort().values[len(h) // 2 - 1:len(h) // 2 + 1].mean())
+        hmax, hmed = float(h.max()), float(median(h))
         summary.append(dict(opt=opt, steps=steps, layer=r["name"], n_used=len(h), h_max=hmax, h_median=hmed,
                             r_med=ratio(hmax, hmed), products=r["products"], seconds=round(r["seconds"], 2),
                             threads=threads))

@@ -33,6 +33,7 @@ Checkpoints are trained once and cached in ``benchmarks/.cache`` (weights only; 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from _common import median, save, timed  # noqa: E402
 from rmed_core.hessian import rmed_per_layer  # noqa: E402
 from rmed_core.models import lm_loss  # noqa: E402
 from rmed_core.optim import make_optimizer  # noqa: E402
+from rmed_core.runs.files import atomic_write_bytes  # noqa: E402
 from rmed_core.tasks import study_task  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -70,11 +72,11 @@ def checkpoint(size: str, steps: int, seed: int = 0, opt: str = "adam", save_eve
     def path(k: int) -> Path:
         return CACHE / (f"{size}-adam-s{seed}-{k}.pt" if opt == "adam" else f"{size}-{opt}-s{seed}-{k}.pt")
 
-    def store(k: int) -> None:
+    def store(k: int) -> None:  # the project's one atomic writer
         CACHE.mkdir(exist_ok=True)
-        tmp = path(k).with_suffix(".tmp")
-        torch.save(m.state_dict(), tmp)
-        tmp.replace(path(k))
+        buf = io.BytesIO()
+        torch.save(m.state_dict(), buf)
+        atomic_write_bytes(path(k), buf.getvalue())
 
     if path(steps).exists():
         m.load_state_dict(torch.load(path(steps), weights_only=True))

@@ -369,12 +369,10 @@ class StructuredHessian:
             cots.append(torch.autograd.grad(self.loss_fn(o, y[:, d].reshape(targets.shape).to(targets.device)), o)[0])
         C = torch.stack(cots)
         acc: dict[tuple[int, str], torch.Tensor] = {}
-        idx = [k for k, s in enumerate(sites)]
-        bg = BatchedGrad([out], [sites[k].delta for k in idx], self.chunk, activations=self._activations)
+        bg = BatchedGrad([out], [s.delta for s in sites], self.chunk, activations=self._activations)
 
         def post(a: int, e: int, r: list[torch.Tensor]) -> None:
-            for k, rk in zip(idx, r):
-                s = sites[k]
+            for k, (s, rk) in enumerate(zip(sites, r)):
                 G = s.canon(rk).double()                                   # (P, N, T, K)
                 if s.bias:
                     acc[(k, "bias")] = acc.get((k, "bias"), 0) + (G.sum(2) ** 2).sum((0, 1))
