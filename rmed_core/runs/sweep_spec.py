@@ -227,7 +227,9 @@ def _run_points(raw: dict[str, Any], path: str | Path, scale: str, device: str) 
             raise SpecError(path, f"config.{k}", f"not a TrainConfig field{hint}")
     extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
     points = []
-    combos = [(t, o, lr, sd, n) for t in tasks for o in opts for lr in lrs[o] for sd in seeds for n in steps]
+    # seed-major: the optimizers of one seed are neighbours, so a sweep stopped part-way leaves
+    # complete comparisons (both optimizers of its first seeds) rather than one optimizer's runs
+    combos = [(t, o, lr, sd, n) for t in tasks for sd in seeds for n in steps for o in opts for lr in lrs[o]]
     for task, opt, lr, seed, n in combos:
         try:
             cfg = TrainConfig(task=task, opt=opt, lr=lr, seed=seed, scale=scale,
