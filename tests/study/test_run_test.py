@@ -90,3 +90,19 @@ def test_matched_loss_interpolates_adam_at_sgdm_loss_and_never_extrapolates():
     assert err.error.abs().max() == pytest.approx(0, abs=1e-12)  # linear in log-loss: recovered exactly
     table = run_claims_by(out[out.step == 200], "step")
     assert list(table.direction) == ["no difference shown"] and table.n_adam.iloc[0] == 2
+
+
+def test_run_test_table_reads_all_tensors_and_kinds_with_holm():
+    from rmed_core.study.run_test import run_test_table
+
+    rng = np.random.default_rng(3)
+    layers = ["tok.weight", "blocks.0.ln1.weight", "blocks.0.ln1.bias"]
+    rows = [dict(opt=o, seed=s, step=10, layer=l,
+                 r_med=math.exp(rng.normal(0, 0.05) + (1.0 if (o == "sgdm" and "ln" in l) else 0.0)))
+            for o in ("adam", "sgdm") for s in range(6) for l in layers]
+    out = run_test_table(pd.DataFrame(rows), {750: 10}, n_sims=200).set_index("tensors")
+    assert out.loc["all", "verdict"] == "reproduced" and np.isnan(out.loc["all", "p_holm"])
+    assert out.loc["LayerNorm", "direction"] == "larger under SGD-M"
+    assert out.loc["embedding", "direction"] == "no difference shown"
+    assert out.loc["LayerNorm", "ratio"] == pytest.approx(math.e, rel=0.1)
+    assert 0 <= out.loc["all", "fpr"] <= 0.1
