@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="delete and compute again the stored runs whose files fail the content check of their "
                         "COMPLETE record (default: report them as failed, exit status 1)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--skip-bundle", default=None, metavar="NAME",
+                   help="skip the points results bundle NAME already holds (a study committed in parts; "
+                        "`rmed bundle NAME ... --partial` keeps them)")
     b = sub.add_parser("bundle", help="export a finished sweep's tables as a results bundle (bundles/NAME)",
                        description="Write bundles/NAME/{runs,loss,rmed,probe,eig}.csv and provenance.json from every "
                                    "run point of the SPECs, which must all be finished in the store.")
@@ -123,6 +126,15 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"rmed sweep: {e}", file=sys.stderr)
         return 2
     store = ResultStore(args.store)
+    held = None
+    if args.skip_bundle is not None:
+        from .runs.bundle import bundle_configs, bundle_names
+
+        if args.skip_bundle not in bundle_names():
+            print(f"rmed sweep: --skip-bundle {args.skip_bundle!r}: no such bundle (have: "
+                  f"{', '.join(bundle_names()) or 'none'})", file=sys.stderr)
+            return 2
+        held = bundle_configs(args.skip_bundle)
     if args.dry_run:
         table = plan(sweep, store)
         n, bad = int(table["stored"].sum()), int(table["corrupt"].sum())
@@ -135,7 +147,7 @@ def _sweep(args: argparse.Namespace) -> int:
               f"{len(table) - n - bad} to run")
         return 0
     report = run_sweep(sweep, store, workers=args.workers, scheduler=args.scheduler, retries=args.retries,
-                       progress=not args.no_progress, recompute_corrupt=args.recompute_corrupt)
+                       progress=not args.no_progress, recompute_corrupt=args.recompute_corrupt, held=held)
     print(report.summary())
     if report.counts["interrupted"]:
         print(f"interrupted: {report.counts['interrupted']} points left; run the same command again to finish them",

@@ -43,7 +43,7 @@ from .files import atomic_write_text
 from .store import ID_COLUMNS, ResultStore
 
 __all__ = ["BUNDLES", "TABLES", "export_bundle", "read_bundle", "bundle_provenance", "bundle_names",
-           "check_reproduces", "ReproductionError", "find_run"]
+           "check_reproduces", "ReproductionError", "find_run", "bundle_configs"]
 
 #: Where results bundles live (committed with the code); ``$RMED_BUNDLES`` points elsewhere.
 BUNDLES = Path(os.environ.get("RMED_BUNDLES") or repo_root() / "bundles")
@@ -89,8 +89,9 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
     """Write bundle ``name`` from every run point of ``specs`` found in the store.
 
     Every point must be finished in the store (raises ``ValueError`` listing those that are not),
-    unless ``partial``: then the finished points are exported and the missing ones are listed in
-    ``provenance.json`` (``missing``), so that a reader sees what the study lacks. A run made by an older code version is taken when no current one
+    unless ``partial``: then the finished points are exported, with the runs an earlier export of
+    the same bundle held that the store lacks (a study committed in parts), and the missing ones are
+    listed in ``provenance.json`` (``missing``), so that a reader sees what the study lacks. A run made by an older code version is taken when no current one
     exists, and its code version is recorded in ``runs.csv`` (``stale`` column) -- the
     reproduction check (:func:`check_reproduces`) is what says whether the current code agrees.
     """
@@ -101,6 +102,7 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
     rows: dict[str, list[pd.DataFrame]] = {k: [] for k in TABLES}
     stored = _runs_by_config(st)
     missing, spec_names = [], []
+    earlier = _earlier_runs(name, root) if partial else {}
     for spec in specs:
         sweep = load_spec(spec)
         if sweep.kind != "runs":
@@ -110,7 +112,12 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
             key = point.config.key_dict()
             hit = stored.get(json.dumps(key, sort_keys=True))
             if hit is None:
-                missing.append(point.label)
+                kept = earlier.get(json.dumps(key, sort_keys=True))
+                if kept is None:
+                    missing.append(point.label)
+                else:  # computed for an earlier part of this bundle: its rows are carried over
+                    for kind, df in kept.items():
+                        rows[kind].append(df)
                 continue
             d, stale = hit
             run = st.read_run(d)
@@ -153,6 +160,27 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
     }
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def _earlier_runs(name: str, root: str | Path | None) -> dict[str, dict[str, pd.DataFrame]]:
+    """The runs the bundle ``name`` already holds, by their config JSON: each run's rows of every
+    table (empty when there is no such bundle)."""
+    folder = (Path(root) if root is not None else BUNDLES) / name
+    if not (folder / "runs.csv").is_file():
+        return {}
+    tables = {kind: pd.read_csv(folder / f"{kind}.csv") for kind in TABLES if (folder / f"{kind}.csv").is_file()}
+    out = {}
+    for r in tables["runs"].itertuples():
+        out[r.config] = {kind: df[df.run == r.run].rename(columns={"layer_index": "index"})
+                         for kind, df in tables.items() if "run" in df}
+    return out
+
+
+def bundle_configs(name: str, *, root: str | Path | None = None) -> set[str]:
+    """The configurations (``json.dumps(key, sort_keys=True)`` of each run's key) that bundle ``name``
+    holds, whatever code version made them: a sweep run in parts skips them
+    (``rmed sweep --skip-bundle NAME``)."""
+    return set(read_bundle(name, "runs", root=root).config)
 
 
 def find_run(config: Any, *, root: str | Path | None = None):

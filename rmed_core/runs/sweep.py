@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import fcntl
 import io
+import json
 import os
 import socket
 import threading
@@ -236,7 +237,8 @@ def _failed_row(point: RunPoint | NotebookPoint, error: str) -> dict[str, Any]:
 
 def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | None = None,
               scheduler: str | None = None, client: Any = None, retries: int = 3,
-              progress: bool = True, poll_s: float = 0.25, recompute_corrupt: bool = False) -> SweepReport:
+              progress: bool = True, poll_s: float = 0.25, recompute_corrupt: bool = False,
+              held: set[str] | None = None) -> SweepReport:
     """Run every point of ``sweep`` that ``store`` lacks, in parallel, and report on each.
 
     Args:
@@ -250,6 +252,8 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
         progress: show the tqdm bar.
         recompute_corrupt: compute again the stored runs that fail their content check (default:
             report them as ``failed``, naming the damaged file).
+        held: configurations a results bundle already holds
+            (:func:`~rmed_core.runs.bundle.bundle_configs`): skipped, for a study committed in parts.
     """
     store = store if store is not None else ResultStore()
     root = store.root.resolve()
@@ -257,7 +261,9 @@ def run_sweep(sweep: Sweep, store: ResultStore | None = None, *, workers: int | 
     todo = []
     for p in sweep.points:  # checked before submitting: nothing stored is sent again
         state, why = point_status(p, store)
-        if state == "stored":
+        if held and isinstance(p, RunPoint) and json.dumps(p.config.key_dict(), sort_keys=True) in held:
+            rows.append(dict(key=p.key, label=p.label, outcome="skipped", note="in the bundle"))
+        elif state == "stored":
             rows.append(dict(key=p.key, label=p.label, outcome="skipped", note="in the store"))
         elif state == "corrupt" and not recompute_corrupt:
             rows.append({**_failed_row(p, f"CorruptRunError: {why}"),

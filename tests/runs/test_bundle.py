@@ -91,3 +91,29 @@ def test_a_run_the_bundle_holds_is_read_not_trained(bundle):
 def load_spec_points(bundle):
     spec = bundle.parent / "tiny.yaml"
     return load_spec(spec).points
+
+
+def test_a_bundle_committed_in_parts_keeps_its_earlier_runs_and_the_sweep_skips_them(tmp_path, bundle):
+    """A new checkout has an empty store: exporting the next part keeps what the bundle held, and
+    the sweep does not compute it again."""
+    import shutil
+
+    from rmed_core.runs.bundle import bundle_configs
+    from rmed_core.runs.sweep import run_sweep
+
+    root = tmp_path / "bundles"
+    shutil.copytree(bundle / "tiny", root / "tiny")
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC.replace("seeds: [0]", "seeds: [0, 1]"))
+    before = {k: read_bundle("tiny", k, root=root) for k in ("runs", "rmed", "loss")}
+    export_bundle("tiny", [spec], store=tmp_path / "empty", root=root, partial=True)
+    after = {k: read_bundle("tiny", k, root=root) for k in ("runs", "rmed", "loss")}
+    for k in before:
+        pd.testing.assert_frame_equal(after[k], before[k], check_dtype=False)
+    assert sorted(bundle_provenance("tiny", root=root)["missing"]) == sorted(
+        p.label for p in load_spec(spec).points if p.config.seed == 1)
+    first = tmp_path / "first.yaml"
+    first.write_text(SPEC)
+    report = run_sweep(load_spec(first), ResultStore(tmp_path / "empty"), progress=False,
+                       held=bundle_configs("tiny", root=root))  # nothing to run: no cluster is started
+    assert list(report.table.note) == ["in the bundle"] * 2 and report.ok
