@@ -13,7 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "CNN", "SelfAttention", "Block", "TransformerLM", "TransformerClassifier", "lm_loss"]
+__all__ = ["INITS", "MLP", "CNN", "SelfAttention", "Block", "TransformerLM", "TransformerClassifier", "lm_loss"]
+
+#: The transformers' initialisation schemes. ``"normal"``: every ``nn.Linear`` and ``nn.Embedding``
+#: weight from :math:`N(0, 0.02^2)`, every bias zero (GPT-2's scheme, Radford et al. 2019, as in
+#: nanoGPT; LayerNorm at ones and zeros). ``"torch"``: each module's own PyTorch default
+#: (``nn.Linear``: weight and bias uniform on :math:`\pm 1/\sqrt{\text{fan-in}}`; ``nn.Embedding``:
+#: :math:`N(0, 1)`). Which one the paper used is not known; both are this project's choices.
+INITS = ("normal", "torch")
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 
@@ -109,8 +116,12 @@ class Block(nn.Module):
 
 
 class _Transformer(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int, n_layers: int, n_heads: int, seq_len: int, causal: bool):
+    def __init__(self, vocab_size: int, d_model: int, n_layers: int, n_heads: int, seq_len: int, causal: bool,
+                 init: str = "normal"):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init={init!r}: expected one of {', '.join(INITS)}")
+        self.init = init
         for name, value in dict(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers,
                                 n_heads=n_heads, seq_len=seq_len).items():
             if not (isinstance(value, int) and value > 0):
@@ -120,7 +131,8 @@ class _Transformer(nn.Module):
         self.pos = nn.Embedding(seq_len, d_model)
         self.blocks = nn.ModuleList(Block(d_model, n_heads, causal) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d_model)
-        self.apply(self._init)
+        if init == "normal":
+            self.apply(self._init)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -143,16 +155,21 @@ class _Transformer(nn.Module):
 class TransformerLM(_Transformer):
     """Decoder-only (causal) transformer language model (nanoGPT-shaped). ``(N, T)`` token ids ->
     ``(N, T, V)`` next-token logits. ``tie_weights`` shares the input embedding with the output
-    layer (``head.weight is tok.weight``)."""
+    layer (``head.weight is tok.weight``); ``output_bias`` gives the output layer a bias
+    (``head.bias``, zero under ``init="normal"``); ``init`` is one of :data:`INITS`."""
 
     def __init__(self, vocab_size: int, d_model: int = 32, n_layers: int = 2, n_heads: int = 2,
-                 seq_len: int = 32, tie_weights: bool = False):
-        super().__init__(vocab_size, d_model, n_layers, n_heads, seq_len, causal=True)
-        self.head = nn.Linear(d_model, vocab_size, bias=False)
+                 seq_len: int = 32, tie_weights: bool = False, init: str = "normal", output_bias: bool = False):
+        super().__init__(vocab_size, d_model, n_layers, n_heads, seq_len, causal=True, init=init)
+        if not isinstance(output_bias, bool):
+            raise ValueError(f"output_bias={output_bias!r}: expected True or False")
+        self.head = nn.Linear(d_model, vocab_size, bias=output_bias)
         if tie_weights:
             self.head.weight = self.tok.weight
-        else:
+        elif init == "normal":
             nn.init.normal_(self.head.weight, std=0.02)
+        if output_bias and init == "normal":
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(idx))

@@ -14,9 +14,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import math
+
 import torch
 
-__all__ = ["Signum", "OPTIMIZERS", "make_optimizer", "optimizer_names"]
+__all__ = ["Signum", "OPTIMIZERS", "SCHEDULES", "make_optimizer", "optimizer_names", "schedule_factor"]
+
+#: Learning-rate schedules (:func:`schedule_factor`). ``"constant"``: the rate throughout.
+#: ``"warmup-cosine"``: the common transformer recipe, a linear warmup over the first
+#: :data:`WARMUP_FRACTION` of the iterations (Goyal et al. 2017) and then a cosine decay
+#: (Loshchilov & Hutter 2017, *SGDR*) to :data:`FINAL_FRACTION` of the rate at the last iteration
+#: (the floor of Hoffmann et al. 2022). The fractions are this project's choice.
+SCHEDULES = ("constant", "warmup-cosine")
+WARMUP_FRACTION = 0.1
+FINAL_FRACTION = 0.1
 
 
 class Signum(torch.optim.Optimizer):
@@ -106,3 +117,31 @@ def make_optimizer(name: str, params: Iterable, *, lr: float, **hyper: Any) -> t
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr={lr!r}: the learning rate must be a positive number")
     return spec.cls(params, lr=lr, **{**spec.fixed, **hyper})
+
+
+def schedule_factor(schedule: str, step: int, steps: int) -> float:
+    r"""The factor on the learning rate of update ``step`` (0-based) of ``steps``.
+
+    With :math:`w = \max(1, \lfloor 0.1\,\text{steps} \rceil)` warmup updates and
+    :math:`f` = :data:`FINAL_FRACTION`, ``"warmup-cosine"`` is :math:`(t + 1)/w` for :math:`t < w`,
+    then :math:`f + (1 - f)\,\tfrac12\bigl(1 + \cos(\pi (t - w)/(\text{steps} - 1 - w))\bigr)`,
+    which is 1 at :math:`t = w` and :math:`f` at the last update.
+
+    >>> [round(schedule_factor("warmup-cosine", t, 20), 3) for t in (0, 1, 2, 11, 19)]
+    [0.5, 1.0, 1.0, 0.508, 0.1]
+    >>> schedule_factor("constant", 5, 20)
+    1.0
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    if not (isinstance(steps, int) and steps > 0 and isinstance(step, int) and 0 <= step < steps):
+        raise ValueError(f"step={step!r}, steps={steps!r}: expected 0 <= step < steps")
+    if schedule == "constant":
+        return 1.0
+    warm = max(1, round(WARMUP_FRACTION * steps))
+    if step < warm:
+        return (step + 1) / warm
+    span = steps - 1 - warm
+    if span <= 0:
+        return 1.0
+    return FINAL_FRACTION + (1 - FINAL_FRACTION) * 0.5 * (1 + math.cos(math.pi * (step - warm) / span))

@@ -110,6 +110,9 @@ class Task:
     scales: dict[str, ScaleSpec]
     data_key: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+    model_options: tuple[str, ...] = ()
+    """The run-level model options (:class:`~rmed_core.runs.config.TrainConfig` fields such as
+    ``init``, ``output_bias``) that ``build_model`` accepts."""
 
     def spec(self, scale: str) -> ScaleSpec:
         """The sizes at ``scale``; a ``ValueError`` naming the scales this task has otherwise."""
@@ -123,9 +126,14 @@ class Task:
         self.spec(scale)
         return _cached_data(self.name, scale)
 
-    def model(self, scale: str, data: Any = None) -> nn.Module:
-        """A freshly initialised model (seed the global RNG first for a reproducible init)."""
-        return self.build_model(data if data is not None else self.data(scale), **self.spec(scale).model)
+    def model(self, scale: str, data: Any = None, **options: Any) -> nn.Module:
+        """A freshly initialised model (seed the global RNG first for a reproducible init), with the
+        run-level ``options`` of :attr:`model_options` (an option this task lacks is refused)."""
+        extra = set(options) - set(self.model_options)
+        if extra:
+            raise ValueError(f"task {self.name!r} takes no model option {', '.join(sorted(extra))} "
+                             f"(it takes: {', '.join(self.model_options) or 'none'})")
+        return self.build_model(data if data is not None else self.data(scale), **self.spec(scale).model, **options)
 
     def default_lr(self, opt: str, scale: str) -> float:
         """The tuned learning rate of ``opt`` at ``scale`` (:data:`TUNED_LR`)."""
@@ -195,7 +203,7 @@ TASKS: dict[str, Task] = {
             **STUDY_SCALES,
             "paper": ScaleSpec(dict(level="word", seq_len=128), _tf(256, 6, 4), steps=2000, batch_size=32,
                                probe_every=250, hessian_batch=16, probe_method="sampled"),
-        }),
+        }, model_options=("init", "output_bias")),
     "polarity_cls": Task(
         "polarity_cls", "Pang & Lee sentence polarity, transformer encoder (mean-pooled)",
         _data.polarity, _cls_model, F.cross_entropy, {

@@ -16,13 +16,17 @@ import pandas as pd
 
 from ..devices import select_device
 from ..hessian.rmed import METHODS as RMED_METHODS
-from ..optim import check_optimizer_name
-from ..tasks import check_scale, get_task
+from ..models import INITS
+from ..optim import SCHEDULES, check_optimizer_name
+from ..tasks import check_scale, get_task, task_names
 from ..validation import check_bool, check_choice, check_positive, check_seed
 
 __all__ = ["TrainConfig", "RunResult"]
 
 _NOT_IN_KEY = ("device", "checkpoint_every")  # how a run is computed, not what it computes
+#: Fields added after runs were stored: at these values they are left out of the key, so that the
+#: runs made before the field existed (which all had this value) keep their keys.
+_OMITTED_AT_DEFAULT = {"init": "normal", "output_bias": False, "schedule": "constant"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,15 @@ class TrainConfig:
     """Clip the gradient's global 2-norm to this value; ``None`` = no clipping."""
     checkpoint_every: int | None = None
     """Steps between checkpoints; ``None`` = the probe interval (or steps/10); ``0`` = never."""
+    init: str = "normal"
+    """The transformer's initialisation (:data:`rmed_core.models.INITS`): ``"normal"`` (N(0, 0.02) for
+    every weight, zero biases) or ``"torch"`` (each module's PyTorch default). Tasks whose model is
+    a transformer language model only."""
+    output_bias: bool = False
+    """Give the language model's output layer a bias. Tasks whose model is a transformer language model only."""
+    schedule: str = "constant"
+    """The learning-rate schedule (:data:`rmed_core.optim.SCHEDULES`): ``"constant"`` or
+    ``"warmup-cosine"`` (linear warmup over 10% of the iterations, cosine decay to 10% of ``lr``)."""
 
     def __post_init__(self) -> None:
         get_task(self.task)
@@ -85,6 +98,14 @@ class TrainConfig:
         if self.probe_method is not None:
             check_choice("probe_method", self.probe_method, RMED_METHODS)
         check_positive("clip_grad", self.clip_grad, allow_none=True)
+        check_choice("init", self.init, INITS)
+        check_bool("output_bias", self.output_bias)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        for name, default in (("init", "normal"), ("output_bias", False)):
+            if getattr(self, name) != default and name not in get_task(self.task).model_options:
+                raise ValueError(f"{name}={getattr(self, name)!r}: task {self.task!r} has no such model option "
+                                 f"(only transformer language models do: tasks "
+                                 f"{', '.join(t for t in task_names() if name in get_task(t).model_options)})")
 
     def resolved(self) -> "TrainConfig":
         """This config with every ``None`` replaced by the task's value at ``scale``."""
@@ -108,7 +129,8 @@ class TrainConfig:
         """The fields that determine the numbers (the store's key): all but device and checkpointing."""
         d = dataclasses.asdict(self.resolved())
         d["probe_steps"] = list(d["probe_steps"])
-        return {k: v for k, v in d.items() if k not in _NOT_IN_KEY}
+        return {k: v for k, v in d.items() if k not in _NOT_IN_KEY
+                and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])}
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], *, exclude: tuple[str, ...] = ()) -> "TrainConfig":

@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..devices import select_device, seed_everything
-from ..optim import make_optimizer
+from ..optim import make_optimizer, schedule_factor
 from ..provenance import provenance
 from ..tasks import get_task
 from .checkpoint import RunState, load_checkpoint, save_checkpoint, unreadable_reason
@@ -156,7 +156,7 @@ def _train(cfg: TrainConfig, store: ResultStore, key: dict[str, Any], progress: 
 
     def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         seed_everything(cfg.seed)
-        m = task.model(cfg.scale, data).to(device)
+        m = task.model(cfg.scale, data, **{k: getattr(cfg, k) for k in task.model_options}).to(device)
         return m, make_optimizer(cfg.opt, m.parameters(), lr=cfg.lr)
 
     model, optimizer = fresh()
@@ -197,6 +197,9 @@ def _train(cfg: TrainConfig, store: ResultStore, key: dict[str, Any], progress: 
             loss.backward()
             if cfg.clip_grad is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            if cfg.schedule != "constant":  # set from the step, so a resumed run needs no scheduler state
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * schedule_factor(cfg.schedule, step, cfg.steps)
             optimizer.step()
             state.tables["loss"].append(dict(step=step, loss=value, diverged=False))
             state.step = step + 1
@@ -236,7 +239,7 @@ def final_model(result: RunResult) -> tuple[torch.nn.Module, tuple[torch.Tensor,
     cfg = result.config.resolved()
     task = get_task(cfg.task)
     data = task.data(cfg.scale)
-    model = task.model(cfg.scale, data)
+    model = task.model(cfg.scale, data, **{k: getattr(cfg, k) for k in task.model_options})
     f = Path(result.dir) / FINAL_MODEL
     try:
         model.load_state_dict(torch.load(f, weights_only=True))
