@@ -11,7 +11,7 @@ import pandas as pd
 from ..kinds import tensor_kind
 
 __all__ = ["OPT_COLORS", "KIND_COLORS", "band_plot", "figure_grid", "layer_lines", "rmed_by_tensor_plot", "ratio_plot",
-           "opt_scatter"]
+           "opt_scatter", "trajectory_plot", "ratio_over_time_plot"]
 
 #: Font sizes for figures about 7.5 inches wide, the width of the book's text column.
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -205,3 +205,50 @@ def opt_scatter(ax, summary: pd.DataFrame, *, x_opt: str, y_opt: str) -> pd.Data
     ax.set_xlabel(f"R_med under {x_opt} (median over seeds)")
     ax.set_ylabel(f"R_med under {y_opt} (median over seeds)")
     return both
+
+
+def trajectory_plot(ax, table: pd.DataFrame, *, tensors: str = "all", opts: Sequence[str] = ("sgdm", "adam"),
+                    y: str = "geo_mean", logy: bool = True) -> None:
+    """One optimizer's curve of ``y`` against ``step`` per colour, with its ``lower``-``upper`` band:
+    the rows of ``table`` (:func:`rmed_core.study.trajectory.kind_trajectories`) whose ``tensors`` is
+    ``tensors``."""
+    sub = table[table.tensors == tensors]
+    for opt in opts:
+        g = sub[sub.opt == opt].sort_values("step")
+        if g.empty:
+            continue
+        color = OPT_COLORS.get(opt)
+        ax.plot(g.step, g[y], marker="o", markersize=3, color=color, label=f"{opt} ({int(g.n_runs.max())} runs)")
+        ax.fill_between(g.step, g.lower, g.upper, color=color, alpha=0.2, linewidth=0)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.grid(True, alpha=0.3)
+
+
+def ratio_over_time_plot(ax, claims: pd.DataFrame, *, marks: Sequence[int] = (),
+                         ylabel: str = r"$R^{\mathrm{SGDM}}_{\mathrm{med}} / R^{\mathrm{Adam}}_{\mathrm{med}}$") -> None:
+    """The SGD-M / Adam ratio with its interval against SGD-M's step, one line per ``comparison``
+    of ``claims`` (:func:`rmed_core.study.trajectory.trajectory_claims`: at matched iteration, solid;
+    at matched loss, dashed), filled markers where the Holm-corrected test shows a difference, a line
+    at 1 and dotted verticals at ``marks`` (the published iterations)."""
+    styles = {"iteration": ("-", "o", "#000000", "matched iteration"), "loss": ("--", "s", "#7f7f7f", "matched loss")}
+    ax.axhline(1, color="k", linewidth=0.8)
+    for s in marks:
+        ax.axvline(s, color="#999999", linestyle=":", linewidth=0.8)
+    for comparison, g in claims.groupby("comparison", sort=False):
+        ls, mk, color, label = styles.get(comparison, ("-", "^", "#1f77b4", comparison))
+        g = g.sort_values("step")
+        shift = 8 if comparison == "loss" else 0
+        ax.plot(g.step + shift, g.ratio, linestyle=ls, color=color, linewidth=1, label=label)
+        ok = g.lower.notna() & g.upper.notna()
+        ax.errorbar(g.step[ok] + shift, g.ratio[ok], yerr=[g.ratio[ok] - g.lower[ok], g.upper[ok] - g.ratio[ok]],
+                    fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
+        shown = g.direction != "no difference shown"
+        ax.scatter(g.step[shown] + shift, g.ratio[shown], marker=mk, color=color, s=22, zorder=3)
+        ax.scatter(g.step[~shown] + shift, g.ratio[~shown], marker=mk, facecolors="white", edgecolors=color, s=22,
+                   zorder=3)
+    ax.set_yscale("log")
+    ax.set_xlabel("SGD-M's step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)

@@ -48,9 +48,10 @@ import numpy as np
 import pandas as pd
 
 from ..kinds import KINDS, tensor_kind
+from ..validation import check_choice
 from .verdict import ALPHA, NOT_TESTABLE, check_count, check_level
 
-__all__ = ["MAX_EXACT", "MC_DRAWS", "RunClaim", "run_means", "permutation_p", "run_claim", "holm",
+__all__ = ["MAX_EXACT", "MC_DRAWS", "VALUES", "RunClaim", "run_means", "permutation_p", "run_claim", "holm",
            "run_claims_by", "matched_loss_means", "interpolation_error", "simulate_run_test", "run_test_table"]
 
 #: The most relabellings the permutation test enumerates (C(20, 10) = 184,756 is below it).
@@ -68,24 +69,33 @@ def _check_table(name: str, df: pd.DataFrame, cols: Sequence[str]) -> None:
         raise ValueError(f"{name}: the table lacks columns {sorted(missing)}")
 
 
-def run_means(rmed: pd.DataFrame, *, kind: str | None = None) -> pd.DataFrame:
+#: The per-tensor values :func:`run_means` can average in log: R_med and its two parts (the
+#: largest and the median absolute diagonal entry), so that :math:`\log R = \log h_{\max} - \log h_{\mathrm{med}}`.
+VALUES = ("r_med", "h_max", "h_median")
+
+
+def run_means(rmed: pd.DataFrame, *, kind: str | None = None, value: str = "r_med") -> pd.DataFrame:
     """:math:`M_r(t)` for every run and step of an R_med table (a bundle's ``rmed.csv``).
 
     Args:
-        rmed: columns ``opt, seed, step, layer, r_med``.
+        rmed: columns ``opt, seed, step, layer`` and ``value``.
         kind: only the tensors of this kind (:data:`rmed_core.kinds.KINDS`); default all.
+        value: which per-tensor value is averaged in log (:data:`VALUES`): R_med (default), or one of
+            its two parts for the decomposition of :func:`decomposition_table`.
 
     Returns:
         One row per ``opt, seed, step`` with ``m``, ``n_tensors`` (:math:`|K_t|`) and ``n_left_out``
         (tensors of that step not finite in every run).
     """
-    _check_table("rmed", rmed, ["opt", "seed", "step", "layer", "r_med"])
+    check_choice("value", value, VALUES)
+    _check_table("rmed", rmed, ["opt", "seed", "step", "layer", value])
     df = rmed.copy()
     if kind is not None:
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r}: expected one of {', '.join(KINDS)}")
         df = df[df.layer.map(lambda n: tensor_kind(str(n))) == kind]
-    df["log_r"] = np.log(df.r_med.astype(float).where(df.r_med.astype(float) > 0))
+    v = df[value].astype(float)
+    df["log_r"] = np.log(v.where(v > 0))
     rows = []
     for step, at in df.groupby("step"):
         wide = at.pivot_table(index=["opt", "seed"], columns="layer", values="log_r", aggfunc="first")
