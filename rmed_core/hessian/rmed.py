@@ -39,7 +39,9 @@ def rmed_per_layer(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params: I
         statistic is taken over: an embedding's rows of the tokens in the batch, else all),
         ``r_med`` (NaN when undefined), ``undefined`` (the reason, or ``""``), ``method``,
         ``lower``, ``upper``, ``confidence``, ``h_max`` (max |h|), ``h_median`` (median |h|; for
-        ``"sampled"`` the estimates).
+        ``"sampled"`` the estimates), and for the exact methods ``n_zero`` (used entries exactly
+        zero: dead units under ReLU) and ``h_median_active`` (median |h| over the others; both NaN
+        for ``"sampled"``).
 
     The table's ``attrs`` hold the probe's cost: ``products`` (Hessian-vector and z-space products)
     and ``seconds``.

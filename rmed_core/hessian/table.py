@@ -16,7 +16,7 @@ from ._validate import Batch, LossFn
 __all__ = ["COLUMNS", "embedding_rows", "used_entries", "summary_row"]
 
 COLUMNS = ["layer", "numel", "n_used", "r_med", "undefined", "method", "lower", "upper", "confidence", "h_max",
-           "h_median"]
+           "h_median", "n_zero", "h_median_active"]
 
 
 def embedding_rows(model: nn.Module, batch: Batch, names: Iterable[str], loss_fn: LossFn = None) -> dict[str, torch.Tensor]:
@@ -66,11 +66,18 @@ def used_entries(h: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
 
 
 def summary_row(name: str, h: torch.Tensor, rows: torch.Tensor | None, scale: float, method: str) -> dict:
-    """One row of the R_med table for an exactly known diagonal ``h`` (``scale``: the largest
-    ``|h|`` of the tensors measured together; the undefined rule of :func:`rmed_core.stats.undefined_reason`)."""
+    r"""One row of the R_med table for an exactly known diagonal ``h`` (``scale``: the largest
+    ``|h|`` of the tensors measured together; the undefined rule of :func:`rmed_core.stats.undefined_reason`).
+
+    Beside R_med it counts the used entries that are exactly zero (``n_zero``: under ReLU, the
+    weights of a unit inactive on every input of the batch -- a dead unit -- have a zero gradient and
+    a zero diagonal) and gives the median of the others (``h_median_active``, NaN when all are
+    zero), so that :math:`h_{\max} / h_{\mathrm{med,active}}` is R_med over the active entries."""
     a = used_entries(h.detach().abs(), rows)
     top, mid = float(a.max()), float(median(a))
     why = undefined_reason(top, mid, scale, h.dtype)
     r = math.nan if why else ratio(top, mid)
+    active = a[a != 0]
     return dict(layer=name, numel=h.numel(), n_used=a.numel(), r_med=r, undefined=why, method=method, lower=r,
-                upper=r, confidence=math.nan, h_max=top, h_median=mid)
+                upper=r, confidence=math.nan, h_max=top, h_median=mid, n_zero=int(a.numel() - active.numel()),
+                h_median_active=float(median(active)) if active.numel() else math.nan)

@@ -13,7 +13,7 @@ from rmed_core.hessian import hessian_diagonal, rmed_per_layer
 from rmed_core.stats import r_med, zero_tolerance
 
 COLUMNS = ["layer", "numel", "n_used", "r_med", "undefined", "method", "lower", "upper", "confidence", "h_max",
-           "h_median"]
+           "h_median", "n_zero", "h_median_active"]
 
 
 def test_rmed_per_layer_exact_table():
@@ -101,3 +101,25 @@ def test_non_finite_hessian_raises():
     with pytest.raises(ValueError, match="non-finite"):
         hessian_diagonal(Sqrt(), lambda o, t: (o - t).mean() ** 2 + o.mean(),
                          (torch.ones(2, 2), torch.zeros(2)), method="brute")
+
+
+def test_dead_units_are_counted_and_r_med_over_the_active_entries_is_kept():
+    """Three of four ReLU units dead on every input: their weights' diagonal is exactly zero. The
+    table counts them (``n_zero``) and gives the median over the live entries, so that R_med over the
+    active entries is defined where R_med itself is not."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        net[0].bias.copy_(torch.tensor([1.0, -50.0, -50.0, -50.0]))
+    x, y = torch.randn(6, 3, dtype=torch.float64), torch.randint(0, 2, (6,))
+    df = rmed_per_layer(net, F.cross_entropy, (x, y)).set_index("layer")
+    h = torch.autograd.functional.hessian(
+        lambda w: F.cross_entropy(torch.func.functional_call(net, {**dict(net.named_parameters()), "0.weight": w},
+                                                             (x,)), y), net[0].weight.detach().clone())
+    diag = h.reshape(12, 12).diagonal().abs()
+    assert df.n_zero["0.weight"] == int((diag == 0).sum()) == 9
+    live = diag[diag != 0]
+    assert df.h_median_active["0.weight"] == pytest.approx(float(live.median() if live.numel() % 2
+                                                                  else live.sort().values[1:3].mean()))
+    assert df.h_max["0.weight"] == pytest.approx(float(diag.max()))
+    assert df.n_zero["2.weight"] == 6 and df.n_zero["2.bias"] == 0  # the output layer sees three zero features
