@@ -106,6 +106,7 @@ class ControlVerdict:
     final_loss_adam: float
     max_dead_fraction: float  #: the largest dead fraction of any tensor in any run at the step
     n_left_out: int  #: tensors not finite in every run (all entries dead somewhere)
+    statistic: str  #: what was averaged: R_med over the active entries, or R_med where no count was stored
 
     def __str__(self) -> str:
         return (f"{self.verdict}: ratio {self.ratio:.2f} (90% interval [{self.lower90:.2f}, {self.upper90:.2f}], "
@@ -129,26 +130,32 @@ def control_verdict(rmed: pd.DataFrame, final_losses: pd.DataFrame, step: int, *
     at = active_rmed(rmed[rmed.step == step])
     if at.empty:
         raise ValueError(f"step={step!r}: no probe at that step (have {sorted(rmed.step.unique())})")
-    m = run_means(at.assign(r_med=at.r_med_active))
+    counted = bool(at.h_median_active.notna().any())
+    m = run_means(at.assign(r_med=at.r_med_active) if counted else at)
     a, b = m[m.opt == "sgdm"].m.to_numpy(float), m[m.opt == "adam"].m.to_numpy(float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     fl = final_losses.groupby("opt").final_loss.mean()
     loss_s, loss_a = float(fl.get("sgdm", math.nan)), float(fl.get("adam", math.nan))
     dead = float(at.dead_fraction.max()) if at.dead_fraction.notna().any() else math.nan
     left_out = int(m.n_left_out.max()) if len(m) else 0
-    if a.size < 2 or b.size < 2:
-        return ControlVerdict(f"inconclusive: {a.size} SGD-M and {b.size} Adam runs (at least 2 each)", math.nan,
-                              math.nan, math.nan, math.nan, int(a.size), int(b.size), loss_s, loss_a, dead, left_out)
-    p_g, p_l = permutation_p(a, b)
-    p = min(1.0, 2 * min(p_g, p_l))
-    lo, hi = _welch(a, b, level=0.90)
-    ratio, lo, hi = math.exp(a.mean() - b.mean()), math.exp(lo), math.exp(hi)
+    statistic = "R_med over the active entries" if counted else "R_med (this table has no count of dead entries)"
     reasons = []
     for opt, v in (("SGD-M", loss_s), ("Adam", loss_a)):
         if v < INTERPOLATES:
             reasons.append(f"{opt} interpolates (final training loss {v:.2g} < {INTERPOLATES:g})")
     if dead > DEAD_MAJORITY:
         reasons.append(f"a tensor has {dead:.0%} dead entries in some run (> {DEAD_MAJORITY:.0%})")
+    zero_median = at[at.undefined.fillna("").astype(str).str.startswith("median is zero")] if "undefined" in at else at[:0]
+    if len(zero_median):
+        reasons.append(f"{len(zero_median)} tensor-runs have a zero median (a majority of dead entries)")
+    if a.size < 2 or b.size < 2:
+        reasons.append(f"{a.size} SGD-M and {b.size} Adam runs with a value (at least 2 each)")
+        return ControlVerdict("inconclusive: " + "; ".join(reasons), math.nan, math.nan, math.nan, math.nan,
+                              int(a.size), int(b.size), loss_s, loss_a, dead, left_out, statistic)
+    p_g, p_l = permutation_p(a, b)
+    p = min(1.0, 2 * min(p_g, p_l))
+    lo, hi = _welch(a, b, level=0.90)
+    ratio, lo, hi = math.exp(a.mean() - b.mean()), math.exp(lo), math.exp(hi)
     if reasons:
         verdict = "inconclusive: " + "; ".join(reasons)
     elif p <= alpha:
@@ -157,4 +164,4 @@ def control_verdict(rmed: pd.DataFrame, final_losses: pd.DataFrame, step: int, *
         verdict = "no gap"
     else:
         verdict = f"inconclusive: the 90% interval [{lo:.2f}, {hi:.2f}] reaches past the margin [{1 / margin:.2f}, {margin:.2f}]"
-    return ControlVerdict(verdict, ratio, lo, hi, p, int(a.size), int(b.size), loss_s, loss_a, dead, left_out)
+    return ControlVerdict(verdict, ratio, lo, hi, p, int(a.size), int(b.size), loss_s, loss_a, dead, left_out, statistic)

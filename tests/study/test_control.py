@@ -77,3 +77,14 @@ def test_bad_input_is_refused_by_name():
         control_verdict(_rmed(0.0, 0.1), _final(), 1250, margin=1.0)
     with pytest.raises(ValueError, match="final_losses: the table lacks columns"):
         control_verdict(_rmed(0.0, 0.1), _final().drop(columns="final_loss"), 1250)
+
+
+def test_runs_stored_without_a_count_of_zeros_fall_back_to_r_med_and_zero_medians_make_it_inconclusive():
+    old = _rmed(0.0, 0.02).drop(columns=["n_zero", "h_median_active"]).assign(undefined="")
+    v = control_verdict(old, _final(), 1250)
+    assert v.verdict == "no gap" and v.statistic.startswith("R_med (this table has no count")
+    old.loc[(old.opt == "sgdm") & (old.layer == "3.weight") & (old.seed < 2), ["undefined", "r_med"]] = \
+        ["median is zero", math.nan]
+    v = control_verdict(old, _final(sgdm=1e-4), 1250)
+    assert "SGD-M interpolates" in v.verdict and "2 tensor-runs have a zero median" in v.verdict
+    assert v.n_left_out == 1
