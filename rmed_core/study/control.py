@@ -145,9 +145,10 @@ def control_verdict(rmed: pd.DataFrame, final_losses: pd.DataFrame, step: int, *
             reasons.append(f"{opt} interpolates (final training loss {v:.2g} < {INTERPOLATES:g})")
     if dead > DEAD_MAJORITY:
         reasons.append(f"a tensor has {dead:.0%} dead entries in some run (> {DEAD_MAJORITY:.0%})")
-    zero_median = at[at.undefined.fillna("").astype(str).str.startswith("median is zero")] if "undefined" in at else at[:0]
-    if len(zero_median):
-        reasons.append(f"{len(zero_median)} tensor-runs have a zero median (a majority of dead entries)")
+    why = at.undefined if "undefined" in at else pd.Series("", index=at.index)
+    n_zero_median = int(np.char.startswith(np.where(why.isna(), "", why.astype(str)).astype(str), "median is zero").sum())
+    if n_zero_median:
+        reasons.append(f"{n_zero_median} tensor-runs have a zero median (a majority of dead entries)")
     if a.size < 2 or b.size < 2:
         reasons.append(f"{a.size} SGD-M and {b.size} Adam runs with a value (at least 2 each)")
         return ControlVerdict("inconclusive: " + "; ".join(reasons), math.nan, math.nan, math.nan, math.nan,
