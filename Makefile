@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv book test check-book lock clean
+.PHONY: venv data book test check-book lock clean
 
 venv: $(STAMP)
 
@@ -26,8 +26,18 @@ $(STAMP): pyproject.toml constraints.txt
 book: $(STAMP)
 	$(BIN)/jupyter-book build book -W -n --keep-going
 
+# Fashion-MNIST, the image control that does not interpolate, is Debian's dataset-fashion-mnist
+# (rmed_core.data.images.fashion_mnist; or a copy named by $RMED_FASHION_MNIST); the control's
+# reproduction test retrains one of its runs. Installed here when missing (CI runs as root).
+FASHION ?= /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+data:
+	@if [ -z "$$RMED_FASHION_MNIST" ] && [ ! -f "$(FASHION)" ]; then \
+		echo "installing Debian's dataset-fashion-mnist"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y dataset-fashion-mnist || { apt-get update && apt-get install -y dataset-fashion-mnist; }; fi
+
 # The unit tests and every notebook at ci scale (nbval), then every docstring example of the package.
-test: $(STAMP)
+test: $(STAMP) data
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest --doctest-modules rmed_core
 
