@@ -25,7 +25,8 @@ from ..kinds import KINDS, tensor_kind
 from .run_test import VALUES, _check_table, interpolation_error, matched_loss_means, run_claims_by, run_means
 from .verdict import ALPHA
 
-__all__ = ["kind_trajectories", "trajectory_claims", "claims_at_steps", "decomposition_table", "interpolation_summary"]
+__all__ = ["kind_trajectories", "trajectory_claims", "claims_at_steps", "decomposition_table", "interpolation_summary",
+           "batch_effect"]
 
 
 def _kinds_present(rmed: pd.DataFrame) -> list[str]:
@@ -156,3 +157,47 @@ def interpolation_summary(rmed: pd.DataFrame, probes: pd.DataFrame) -> dict[str,
         return dict(n=0, median_log=math.nan, max_log=math.nan, median_factor=math.nan, max_factor=math.nan)
     return dict(n=int(err.size), median_log=float(err.median()), max_log=float(err.max()),
                 median_factor=math.exp(float(err.median())), max_factor=math.exp(float(err.max())))
+
+
+def batch_effect(small: pd.DataFrame, large: pd.DataFrame) -> pd.DataFrame:
+    """How the Hessian batch moves R_med and the SGD-M / Adam ratio: the same runs (same optimizer,
+    seed and step) probed on a small and on a large batch.
+
+    Args:
+        small, large: R_med tables (columns ``opt, seed, step, layer, r_med``) of the same runs at
+            one step, probed on the two batches.
+
+    Returns:
+        One row per ``tensors`` (``all`` and each kind): the geometric mean over tensors (finite in
+        both tables, under both optimizers) of R_med at each batch size per optimizer
+        (``adam_small``, ``adam_large``, ``sgdm_small``, ``sgdm_large``), the SGD-M / Adam ratio at
+        each (``ratio_small``, ``ratio_large``) and ``n_tensors``. With one seed a side there is no
+        test: this says whether the ratio moves, and by how much.
+    """
+    for name, df in (("small", small), ("large", large)):
+        _check_table(name, df, ["opt", "seed", "step", "layer", "r_med"])
+    key = ["opt", "seed", "step", "layer"]
+    both = small[key + ["r_med"]].merge(large[key + ["r_med"]], on=key, suffixes=("_small", "_large"))
+    if both.empty:
+        raise ValueError("small, large: no run, step and tensor in common")
+    for col in ("r_med_small", "r_med_large"):
+        v = both[col].astype(float)
+        both[col] = np.log(v.where(v > 0))
+    wide = both.pivot_table(index=["seed", "step", "layer"], columns="opt", values=["r_med_small", "r_med_large"])
+    wide = wide[np.isfinite(wide.to_numpy()).all(axis=1)]
+    wide.columns = [f"{value}|{opt}" for value, opt in wide.columns]
+    wide = wide.reset_index()
+    wide["kind"] = wide.layer.map(lambda n: tensor_kind(str(n)))
+    rows = []
+    for kind in ("all", *[k for k in KINDS if k in set(wide.kind)]):
+        g = wide if kind == "all" else wide[wide.kind == kind]
+        if g.empty:
+            continue
+        row = {"tensors": kind, "n_tensors": int(len(g))}
+        for opt in ("adam", "sgdm"):
+            for size in ("small", "large"):
+                row[f"{opt}_{size}"] = math.exp(float(g[f"r_med_{size}|{opt}"].mean()))
+        for size in ("small", "large"):
+            row[f"ratio_{size}"] = row[f"sgdm_{size}"] / row[f"adam_{size}"]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -130,3 +130,20 @@ def test_bad_input_is_refused_by_name():
         trajectory_claims(rmed, probes.drop(columns="loss"))
     with pytest.raises(ValueError, match="rmed: the table lacks columns"):
         decomposition_table(rmed.drop(columns="h_max"))
+
+
+def test_batch_effect_reads_the_ratio_at_both_batch_sizes():
+    from rmed_core.study.trajectory import batch_effect
+
+    small, _ = _tables("optimizer", n_seeds=1, noise=0.0)
+    small = small[small.step == 1250]
+    large = small.copy()
+    large["r_med"] = large.r_med * np.where(large.layer == "tok.weight", 4.0, 1.0)  # the embedding's support grows
+    large.loc[large.opt == "sgdm", "r_med"] *= 1.2
+    eff = batch_effect(small, large).set_index("tensors")
+    assert eff.ratio_small["all"] == pytest.approx(1.5)
+    assert eff.ratio_large["all"] == pytest.approx(1.5 * 1.2)
+    assert eff.adam_large["embedding"] == pytest.approx(4 * eff.adam_small["embedding"])
+    assert eff.n_tensors["all"] == len(LAYERS)
+    with pytest.raises(ValueError, match="no run, step and tensor in common"):
+        batch_effect(small, large.assign(seed=7))
