@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..kinds import KINDS, tensor_kind
 from .run_test import VALUES, _check_table, interpolation_error, matched_loss_means, run_claims_by, run_means
-from .verdict import ALPHA
+from .verdict import ALPHA, NOT_TESTABLE
 
 __all__ = ["kind_trajectories", "trajectory_claims", "claims_at_steps", "decomposition_table", "interpolation_summary",
            "batch_effect"]
@@ -111,13 +111,17 @@ def claims_at_steps(rmed: pd.DataFrame, probes: pd.DataFrame, steps: Sequence[in
     have = set(rmed.step.unique())
     if not steps or not set(steps) <= have:
         raise ValueError(f"steps={steps!r}: expected probe steps of the table (have {sorted(have)})")
-    at = rmed[rmed.step.isin(steps)]
-    means = run_means(at)
+    means = run_means(rmed)  # per step, so the steps read do not change it; Adam's whole grid is interpolated
     out = []
     for comparison, table in (("iteration", means), ("loss", matched_loss_means(means, probes))):
-        c = run_claims_by(table, "step", alpha=alpha).assign(comparison=comparison)
+        c = run_claims_by(table[table.step.isin(steps)], "step", alpha=alpha).assign(comparison=comparison)
         c["verdict"] = np.where(c.direction == "larger", "reproduced",
                                 np.where(c.direction == "smaller", "opposite", "not shown"))
+        for i, r in c.iterrows():  # the rule's floor: with too few runs no p can reach alpha
+            floor = 1 / math.comb(int(r.n_sgdm) + int(r.n_adam), int(r.n_sgdm)) if r.n_sgdm and r.n_adam else 1.0
+            if floor > alpha:
+                c.loc[i, "verdict"] = (f"{NOT_TESTABLE}: the smallest p with {int(r.n_sgdm)} and {int(r.n_adam)} runs "
+                                       f"is {floor:.3g} > {alpha:g}")
         out.append(c)
     return pd.concat(out, ignore_index=True)[["comparison", "step", "ratio", "lower", "upper", "p_greater",
                                               "p_holm", "n_sgdm", "n_adam", "verdict"]]

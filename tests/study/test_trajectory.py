@@ -147,3 +147,9 @@ def test_batch_effect_reads_the_ratio_at_both_batch_sizes():
     assert eff.n_tensors["all"] == len(LAYERS)
     with pytest.raises(ValueError, match="no run, step and tensor in common"):
         batch_effect(small, large.assign(seed=7))
+
+
+def test_too_few_runs_are_not_testable_at_the_published_steps():
+    rmed, probes = _tables("optimizer", n_seeds=2)
+    at = claims_at_steps(rmed, probes, [750, 1250])
+    assert at.verdict.str.startswith("not testable: the smallest p with 2 and 2 runs is 0.167").all(), at.verdict
