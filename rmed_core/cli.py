@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rmed", description="R_med reproduction: experiments from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sweep", help="run a grid of training runs or notebook executions on a Dask cluster",
-                       description="Run every grid point of SPEC (a .yaml/.toml file, see docs/sweeps.md) that the "
+                       description="Run every grid point of SPEC (a .yaml/.toml file, see book/sweeps.md) that the "
                                    "result store does not hold yet, in parallel. Resumable: run it again after an "
                                    "interruption and only what is missing is computed.")
     s.add_argument("spec", help="the sweep specification (.yaml, .yml or .toml)")

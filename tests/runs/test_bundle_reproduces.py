@@ -40,3 +40,24 @@ def test_the_current_code_reproduces_a_slice_of_the_study():
     assert out["probes"] == 1 and out["tensors"] > 20 and out["sampled_tensors"] >= 5
     assert out["rmed_whole_max_rel"] <= 0.05 and out["rmed_sampled_median_rel"] <= 0.05
 
+
+
+def test_the_trajectory_bundle_holds_or_lists_every_point_and_the_current_code_reproduces_its_start():
+    """The trajectory study (``sweeps/study-trajectory.yaml``) is committed in parts: every point is
+    held or named missing, each run held is probed every 125 iterations, and the first two probes
+    (iterations 0 and 125) of one held run are computed again."""
+    from rmed_core.provenance import repo_root
+    from rmed_core.runs.bundle import bundle_provenance
+    from rmed_core.runs.sweep_spec import load_spec
+
+    assert "trajectory" in bundle_names(), "bundles/trajectory is missing: `rmed bundle trajectory " \
+                                           "sweeps/study-trajectory.yaml --partial`"
+    prov, runs = bundle_provenance("trajectory"), read_bundle("trajectory", "runs")
+    held = {(r.opt, int(r.seed)) for r in runs.itertuples()}
+    for p in load_spec(repo_root() / "sweeps/study-trajectory.yaml").points:
+        assert (p.config.opt, p.config.seed) in held or p.label in prov["missing"], p.label
+    probes = read_bundle("trajectory", "rmed")
+    assert probes.groupby("run").step.apply(lambda s: set(s) == set(range(0, 1251, 125))).all()
+    first = runs.sort_values(["seed", "opt"]).iloc[0]
+    out = check_reproduces("trajectory", opt=first.opt, seed=int(first.seed), until=125, loss_rtol=1e-2)
+    assert out["probes"] == 2 and out["rmed_whole_max_rel"] <= 0.05 and out["rmed_sampled_median_rel"] <= 0.05
