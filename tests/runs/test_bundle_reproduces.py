@@ -61,3 +61,30 @@ def test_the_trajectory_bundle_holds_or_lists_every_point_and_the_current_code_r
     first = runs.sort_values(["seed", "opt"]).iloc[0]
     out = check_reproduces("trajectory", opt=first.opt, seed=int(first.seed), until=125, loss_rtol=1e-2)
     assert out["probes"] == 2 and out["rmed_whole_max_rel"] <= 0.05 and out["rmed_sampled_median_rel"] <= 0.05
+
+
+def test_the_control_bundle_holds_or_lists_every_point_and_the_current_code_reproduces_a_run():
+    """The control that does not interpolate (``sweeps/control-fashion*.yaml``, committed in parts):
+    every point held or named missing, the study's runs probed at 750 and 1250 with the count of dead
+    entries, and one run of the study trained again to 750 and probed. Needs Debian's
+    dataset-fashion-mnist (``make test`` installs it)."""
+    from rmed_core.provenance import repo_root
+    from rmed_core.runs.bundle import bundle_provenance
+    from rmed_core.runs.sweep_spec import load_spec
+
+    assert "control" in bundle_names(), "bundles/control is missing: `rmed bundle control " \
+                                        "sweeps/control-fashion-tuning.yaml sweeps/control-fashion.yaml --partial`"
+    prov, runs = bundle_provenance("control"), read_bundle("control", "runs")
+    held = {(r.opt, float(r.lr), int(r.seed), r.sweep) for r in runs.itertuples()}
+    for spec in prov["specs"]:
+        sweep = load_spec(repo_root() / spec)
+        for p in sweep.points:
+            c = p.config.resolved()
+            assert (c.opt, c.lr, c.seed, sweep.name) in held or p.label in prov["missing"], p.label
+    study = runs[runs.sweep == "control-fashion"]
+    assert {"adam", "sgdm"} <= set(study.opt) and (study.task == "fashion_cnn").all()
+    rmed = read_bundle("control", "rmed", run=list(study.run))
+    assert rmed.groupby("run").step.apply(lambda s: {750, 1250} <= set(s)).all()
+    assert rmed.n_zero.notna().all() and (rmed.n_zero <= rmed.n_used).all()
+    out = check_reproduces("control", sweep="control-fashion", opt="adam", seed=0, until=750, loss_rtol=1e-2)
+    assert out["probes"] == 1 and out["tensors"] >= 6 and out["rmed_whole_max_rel"] <= 0.05
