@@ -79,6 +79,10 @@ if prov.get("missing"):
 glue_text("traj_held", held)
 glue_number("traj_runs", len(runs))
 glue_number("traj_runs_missing", len(prov.get("missing", [])))
+records = [dict(bundle=bundle, command=prov.get("command"), written_utc=prov.get("written_utc"),
+                git_commit=prov.get("git_commit"), code_versions_of_runs=", ".join(prov.get("code_versions_of_runs", [])),
+                torch=prov.get("torch"), devices=", ".join(prov.get("devices", [])),
+                wall_time_s=prov.get("wall_time_s_total"))]
 print(held)
 runs[["opt", "lr", "seed", "steps", "probe_method", "hessian_batch", "wall_time_s", "probe_time_s", "code_version"]]
 
@@ -115,6 +119,9 @@ glue_figure("traj_kinds", fig)
 # t-interval over runs. Last panel: the loss on the probe batch at each probe.
 # ```
 
+# %% tags=["hide-input"]
+show_provenance("trajectory", params, records)
+
 # %% [markdown]
 # ## The ratio over time, at matched iteration and at matched loss
 
@@ -141,6 +148,9 @@ with pd.option_context("display.max_colwidth", None, "display.max_rows", None):
 # step. Dashed (shifted right a little): Adam interpolated at the loss SGD-M reached at that step.
 # Dotted verticals: the steps standing for the published iterations 750 and 1250.
 # ```
+
+# %% tags=["hide-input"]
+show_provenance("trajectory", params, records)
 #
 # The matched-loss interpolation puts Adam's $M$ at a loss between two of its probes. Its error,
 # measured by predicting each of Adam's interior probes from the probes on either side of it
@@ -243,13 +253,6 @@ wide.round(3)
 # rmed bundle trajectory sweeps/study-trajectory.yaml --partial
 # papermill notebooks/trajectory.py out.ipynb -p bundle trajectory
 # ```
-
-# %% tags=["hide-input"]
-show_provenance("trajectory", params, [dict(bundle=bundle, command=prov.get("command"),
-                                            written_utc=prov.get("written_utc"), git_commit=prov.get("git_commit"),
-                                            code_versions_of_runs=", ".join(prov.get("code_versions_of_runs", [])),
-                                            torch=prov.get("torch"), devices=", ".join(prov.get("devices", [])),
-                                            wall_time_s=prov.get("wall_time_s_total"))])
 
 # %% tags=["hide-input"]
 # independent checks: at step 0 the two runs of a seed are the same model on the same batch, so their
