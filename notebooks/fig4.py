@@ -54,7 +54,7 @@ from IPython.display import display
 from rmed_core.book.plots import figure_grid, ratio_plot
 from rmed_core.book.report import glue_claim, glue_figure, glue_number, glue_text, ratio_columns, show_provenance
 from rmed_core.runs.bundle import bundle_names, bundle_provenance, read_bundle
-from rmed_core.study.control import DEAD_MAJORITY, INTERPOLATES, control_verdict, dead_fractions, pick_control_rate
+from rmed_core.study.control import DEAD_MAJORITY, INTERPOLATES, active_rmed, control_verdict, dead_fractions, pick_control_rate
 from rmed_core.study.premise import final_loss
 from rmed_core.study.trajectory import decomposition_table
 from rmed_core.study.experiments import bundled_runs, describe_grid, setup_sentence, study_grid
@@ -266,7 +266,8 @@ dead_summary = (dead.groupby(["opt", "step"]).agg(mean_dead=("mean", "mean"), wo
                 .reset_index())
 glue_number("fig4_fashion_dead_sgdm", dead_summary[dead_summary.opt == "sgdm"].mean_dead.max())
 glue_number("fig4_fashion_dead_adam", dead_summary[dead_summary.opt == "adam"].mean_dead.max())
-active = s_rmed.assign(r_med=s_rmed.h_max / s_rmed.h_median_active, h_median=s_rmed.h_median_active)
+active = active_rmed(s_rmed)
+active = active.assign(r_med=active.r_med_active, h_median=active.h_median_active)
 parts = decomposition_table(active, steps=sorted(c_steps.values()))
 for it, step in c_steps.items():
     for part in ("h_max", "h_median"):

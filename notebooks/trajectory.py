@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from rmed_core.book.plots import OPT_COLORS, figure_grid, ratio_over_time_plot, trajectory_plot
+from rmed_core.book.plots import band_plot, figure_grid, ratio_over_time_plot, trajectory_plot
 from rmed_core.book.report import glue_figure, glue_number, glue_text, show_provenance
 from rmed_core.runs.bundle import bundle_provenance, read_bundle
 from rmed_core.study.published import published_steps
@@ -100,14 +100,8 @@ for ax, kind in zip(axes, kinds):
     ax.set_ylabel(r"geometric mean $R_\mathrm{med}$")
 axes[0].legend(fontsize=7)
 loss_ax = axes[-1]
-for opt, g in probes.groupby("opt"):
-    stats = g.groupby("step").loss.agg(["mean", "min", "max"]).reset_index()
-    loss_ax.plot(stats.step, stats["mean"], marker="o", markersize=3, color=OPT_COLORS.get(opt), label=opt)
-    loss_ax.fill_between(stats.step, stats["min"], stats["max"], color=OPT_COLORS.get(opt), alpha=0.2, linewidth=0)
-loss_ax.set_yscale("log")
+band_plot(loss_ax, probes, "step", "loss", band="minmax", logy=True, marker="o")
 loss_ax.set_title("probe-batch loss (mean, min to max over runs)")
-loss_ax.set_xlabel("step")
-loss_ax.grid(True, alpha=0.3)
 glue_figure("traj_kinds", fig)
 
 # %% [markdown]

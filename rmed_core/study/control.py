@@ -145,8 +145,8 @@ def control_verdict(rmed: pd.DataFrame, final_losses: pd.DataFrame, step: int, *
             reasons.append(f"{opt} interpolates (final training loss {v:.2g} < {INTERPOLATES:g})")
     if dead > DEAD_MAJORITY:
         reasons.append(f"a tensor has {dead:.0%} dead entries in some run (> {DEAD_MAJORITY:.0%})")
-    why = at.undefined if "undefined" in at else pd.Series("", index=at.index)
-    n_zero_median = int(np.char.startswith(np.where(why.isna(), "", why.astype(str)).astype(str), "median is zero").sum())
+    why = at.undefined.astype("string") if "undefined" in at else pd.Series("", index=at.index, dtype="string")
+    n_zero_median = int(why.fillna("").str.startswith("median is zero").sum())
     if n_zero_median:
         reasons.append(f"{n_zero_median} tensor-runs have a zero median (a majority of dead entries)")
     if a.size < 2 or b.size < 2:

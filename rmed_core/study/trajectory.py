@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..kinds import KINDS, tensor_kind
 from .run_test import VALUES, _check_table, interpolation_error, matched_loss_means, run_claims_by, run_means
-from .verdict import ALPHA, NOT_TESTABLE
+from .verdict import ALPHA, NOT_TESTABLE, _t_interval
 
 __all__ = ["kind_trajectories", "trajectory_claims", "claims_at_steps", "decomposition_table", "interpolation_summary",
            "batch_effect"]
@@ -34,18 +34,12 @@ def _kinds_present(rmed: pd.DataFrame) -> list[str]:
     return [k for k in KINDS if k in present]
 
 
-def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of ``x`` with its t-interval (NaN bounds with fewer than two values)."""
-    from scipy.stats import t
-
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    m = float(x.mean())
-    if x.size < 2:
-        return m, math.nan, math.nan
-    half = float(t.ppf((1 + level) / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return m, m - half, m + half
+def _comparisons(rmed: pd.DataFrame, probes: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The tables of :math:`M` the two comparisons read: at matched iteration (:func:`run_means`,
+    per step) and at matched loss (:func:`matched_loss_means` on Adam's whole probe grid)."""
+    _check_table("probes", probes, ["opt", "seed", "step", "loss"])
+    means = run_means(rmed)
+    return [("iteration", means), ("loss", matched_loss_means(means, probes))]
 
 
 def kind_trajectories(rmed: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +58,10 @@ def kind_trajectories(rmed: pd.DataFrame) -> pd.DataFrame:
     for kind in ("all", *_kinds_present(rmed)):
         m = run_means(rmed, kind=None if kind == "all" else kind)
         for (opt, step), g in m.groupby(["opt", "step"]):
-            mean, lo, hi = _t_interval(g.m.to_numpy(float))
+            x = g.m.to_numpy(float)
+            x = x[np.isfinite(x)]
+            mean = float(x.mean()) if x.size else math.nan
+            lo, hi = _t_interval(x, 0.95)
             rows.append(dict(opt=opt, tensors=kind, step=int(step), geo_mean=math.exp(mean) if math.isfinite(mean)
                              else math.nan, lower=math.exp(lo) if math.isfinite(lo) else math.nan,
                              upper=math.exp(hi) if math.isfinite(hi) else math.nan,
@@ -85,10 +82,8 @@ def trajectory_claims(rmed: pd.DataFrame, probes: pd.DataFrame, *, alpha: float 
         that step against Adam at SGD-M's median probe loss there, ``target_loss``); ``p_holm`` and
         ``direction`` are corrected over the steps of one comparison.
     """
-    _check_table("probes", probes, ["opt", "seed", "step", "loss"])
-    means = run_means(rmed)
     out = []
-    for comparison, table in (("iteration", means), ("loss", matched_loss_means(means, probes))):
+    for comparison, table in _comparisons(rmed, probes):
         claims = run_claims_by(table, "step", alpha=alpha).assign(comparison=comparison)
         if comparison == "loss":
             claims = claims.merge(table.groupby("step").target_loss.first().reset_index(), on="step", how="left")
@@ -111,9 +106,8 @@ def claims_at_steps(rmed: pd.DataFrame, probes: pd.DataFrame, steps: Sequence[in
     have = set(rmed.step.unique())
     if not steps or not set(steps) <= have:
         raise ValueError(f"steps={steps!r}: expected probe steps of the table (have {sorted(have)})")
-    means = run_means(rmed)  # per step, so the steps read do not change it; Adam's whole grid is interpolated
     out = []
-    for comparison, table in (("iteration", means), ("loss", matched_loss_means(means, probes))):
+    for comparison, table in _comparisons(rmed, probes):  # Adam interpolated on its whole grid, then the steps read
         c = run_claims_by(table[table.step.isin(steps)], "step", alpha=alpha).assign(comparison=comparison)
         c["verdict"] = np.where(c.direction == "larger", "reproduced",
                                 np.where(c.direction == "smaller", "opposite", "not shown"))
