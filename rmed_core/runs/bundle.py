@@ -67,7 +67,6 @@ def _sizes(task: str, scale: str) -> dict[str, Any]:
     out["seq_len"] = spec.data.get("seq_len")
     data = t.data(scale)
     out["vocab_size"] = getattr(data, "vocab_size", None)
-    out["hessian_batch"] = spec.hessian_batch
     return out
 
 
@@ -125,7 +124,8 @@ def export_bundle(name: str, specs: Sequence[str | Path], *, store: str | Path |
             ids = {**{k: key.get(k) for k in ID_COLUMNS}, "run": d.name}
             rows["runs"].append(pd.DataFrame([{
                 **ids, "sweep": sweep.name, "steps": key["steps"], "batch_size": key["batch_size"],
-                **_sizes(key["task"], key["scale"]), "probe_method": key["probe_method"],
+                **_sizes(key["task"], key["scale"]), "hessian_batch": key["hessian_batch"],
+                "probe_method": key["probe_method"],
                 "probe_steps": " ".join(map(str, key["probe_steps"])), "status": prov.get("status"),
                 "wall_time_s": prov.get("wall_time_s"), "probe_time_s": prov.get("probe_time_s"),
                 "device": prov.get("device"), "threads": prov.get("threads"),

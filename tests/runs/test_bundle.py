@@ -19,7 +19,7 @@ optimizers: [adam, sgdm]
 lrs: {adam: [0.01], sgdm: [0.1]}
 seeds: [0]
 steps: 6
-config: {probe_steps: [3, 6], probe_top_eig: false}
+config: {probe_steps: [3, 6], probe_top_eig: false, hessian_batch: 3}
 """
 
 
@@ -41,6 +41,7 @@ def test_bundle_holds_every_run_with_sizes_and_provenance(bundle):
     assert {"d_model", "n_layers", "n_heads", "seq_len", "vocab_size", "steps", "lr", "wall_time_s",
             "code_version"} <= set(runs.columns)
     assert (runs.steps == 6).all() and runs.vocab_size.notna().all()
+    assert (runs.hessian_batch == 3).all()  # the run's own probe batch, not its scale's default (4)
     rmed = read_bundle("tiny", "rmed", root=bundle, opt="adam")
     assert set(rmed.step) == {3, 6} and "layer_index" in rmed.columns and (rmed.opt == "adam").all()
     loss = read_bundle("tiny", "loss", root=bundle)
