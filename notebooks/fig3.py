@@ -47,6 +47,7 @@ seed: int = 0  # first seed; the bundle (or the scale) sets how many
 steps: Optional[int] = None  # None: the study's (or the scale's) iterations
 scale: str = "study"  # ci | book | study | paper; a results bundle of this name is read when it holds the runs
 hessian_batch: str = "hessian-batch"  # the results bundle of the 2,048-token check, read against bundles/study; "" = leave it out
+variants: str = "variants"  # the results bundle of the design variants, read beside bundles/study; "" = leave it out
 
 # %% tags=["hide-input"]
 import numpy as np
@@ -252,6 +253,46 @@ else:
     glue_text("fig3_hbatch_sentence", "The Hessian-batch check is left out (`-p hessian_batch ''`).")
 
 # %% [markdown]
+# ### The design variants
+#
+# The design point (N(0, 0.02) weights, no output bias, a constant rate) is this project's choice;
+# the paper's is not known. Each variant changes one of them -- torch's default initialisation, an
+# output bias, a warmup-plus-cosine schedule (`TrainConfig.init`, `output_bias`, `schedule`) -- is
+# tuned on the study's grid and run with five seeds at the rates its tuning picks
+# (`sweeps/variant-*.yaml`, bundle `variants`). Each row, and the design point's from
+# `bundles/study`, is read by the same two rules (`rmed_core.study.variants`, fixed before any
+# variant's study was run): the premise by fig1's rule, the claim by the run-level rule, beside that
+# rule's simulated false-positive rate and power at a ratio of 1.3.
+#
+# {glue:text}`fig3_variants_sentence`
+
+# %% tags=["hide-input"]
+from rmed_core.study.variants import variant_table
+
+if variants:
+    if variants not in bundle_names():
+        raise ValueError(f"variants={variants!r}: no such results bundle; it is made by `rmed sweep "
+                         "sweeps/variant-<name>-tuning.yaml`, `rmed sweep sweeps/variant-<name>.yaml` and `rmed bundle "
+                         "variants sweeps/variant-*.yaml --partial` (book/reproduce.md)")
+    v_tables = {kind: pd.concat([read_bundle("study", kind, task="ptb_lm"), read_bundle(variants, kind)],
+                                ignore_index=True) for kind in ("runs", "loss", "rmed")}
+    vt = variant_table(v_tables["runs"], v_tables["loss"], v_tables["rmed"], step_map)
+    read = vt[vt.reading != "not run"]
+    glue_text("fig3_variants_sentence",
+              "; ".join(f"{r.variant}: premise *{r.premise}*, claim at 1250 *{r.claim_1250}*"
+                        + (f" (ratio {r.ratio_1250:.2f})" if r.ratio_1250 == r.ratio_1250 else "")
+                        + f", so **{r.reading}**" for r in read.itertuples())
+              + (". Tuned, not yet run: " + ", ".join(vt[vt.reading == "not run"].variant) if (vt.reading == "not run").any()
+                 else "") + ".")
+    others = vt[vt.variant != "design point"]
+    glue_text("fig3_variants_summary", f"{int((others.reading != 'not run').sum())} of {len(others)} design variants "
+              "run so far" + "".join(f"; {r.variant}: {r.reading}" for r in others.itertuples() if r.reading != "not run"))
+    display(vt.round(4))
+else:
+    glue_text("fig3_variants_sentence", "The design variants are left out (`-p variants ''`).")
+    glue_text("fig3_variants_summary", "left out")
+
+# %% [markdown]
 # ## Verdict
 #
 # **Verdict: {glue:text}`fig3_verdict`.** Over {glue:text}`fig3_seeds:.0f` seeds, the geometric-mean
@@ -305,8 +346,8 @@ else:
 # {glue:text}`fig3_kinds_1250`.
 #
 # **What would test it further.** The full 10k vocabulary at batch 64 (scale `study-10k`, not in
-# the bundle for the cost of its probes, {doc}`fig1`); the design choices that could make the
-# premise (`sweeps/variant-*.yaml`); and the `paper` scale on a GPU (`-p scale paper -p lr ...`: no
+# the bundle for the cost of its probes, {doc}`fig1`); the design variants not yet run (above);
+# and the `paper` scale on a GPU (`-p scale paper -p lr ...`: no
 # learning rate is tuned there). The whole trajectory and the comparison at matched loss are
 # followed in {doc}`trajectory`, whose ten seeds a side are computed in parts.
 #

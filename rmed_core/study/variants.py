@@ -103,7 +103,9 @@ def variant_table(runs: pd.DataFrame, loss: pd.DataFrame, rmed: pd.DataFrame, st
         ``final_loss_ratio`` (SGD-M / Adam, geometric mean over seeds) with ``final_lower``,
         ``final_upper``; per published iteration ``it``: ``claim_it``, ``ratio_it``, ``lower_it``,
         ``upper_it``, ``p_it``, ``fpr_it``, ``power_1_3_it``; and ``reading`` (:func:`variant_reading`
-        of the premise and the claim at the last iteration).
+        of the premise and the claim at the last iteration). A variant with tuning runs only is a
+        row whose premise and reading are ``not run``; one with runs of a single optimizer so far
+        is ``not testable``.
     """
     _check("runs", runs, ["run", "task", "sweep", "config", "steps"])
     _check("loss", loss, ["run", "task", "opt", "lr", "seed", "step", "loss"])
@@ -116,19 +118,24 @@ def variant_table(runs: pd.DataFrame, loss: pd.DataFrame, rmed: pd.DataFrame, st
     if study.task.nunique() > 1:
         raise ValueError(f"runs: {study.task.nunique()} tasks; read one task at a time")
     names = study.config.map(design_variant)
+    tuned_only = sorted(set(runs.config.map(design_variant)) - set(names))
     last = max(steps)
     rows = []
     for variant in sorted(set(names), key=lambda v: (v != "design point", v)):
         ids = set(study.run[names == variant])
         v_loss, v_rmed = loss[loss.run.isin(ids)], rmed[rmed.run.isin(ids)]
-        window = max(1, int(study.steps[names == variant].max()) // 50)
-        final = final_loss_claim(v_loss)
-        lowest = matched_loss_table(v_loss, window=window)
-        lowest = lowest[lowest.fraction == 0].iloc[0]
-        row: dict = {"variant": variant, "n_sgdm": int((v_loss.groupby("run").opt.first() == "sgdm").sum()),
-                     "n_adam": int((v_loss.groupby("run").opt.first() == "adam").sum()),
-                     "premise": premise_verdict(final.verdict, lowest.verdict),
-                     "final_loss_ratio": final.ratio, "final_lower": final.lower, "final_upper": final.upper}
+        opts = v_loss.groupby("run").opt.first()
+        row: dict = {"variant": variant, "n_sgdm": int((opts == "sgdm").sum()), "n_adam": int((opts == "adam").sum())}
+        if row["n_sgdm"] and row["n_adam"]:
+            window = max(1, int(study.steps[names == variant].max()) // 50)
+            final = final_loss_claim(v_loss)
+            lowest = matched_loss_table(v_loss, window=window)
+            lowest = lowest[lowest.fraction == 0].iloc[0]
+            row |= {"premise": premise_verdict(final.verdict, lowest.verdict), "final_loss_ratio": final.ratio,
+                    "final_lower": final.lower, "final_upper": final.upper}
+        else:
+            row |= {"premise": f"not testable: {row['n_sgdm']} SGD-M and {row['n_adam']} Adam runs",
+                    "final_loss_ratio": math.nan, "final_lower": math.nan, "final_upper": math.nan}
         for it, step in steps.items():
             m = run_means(v_rmed[v_rmed.step == step])
             a, b = m[m.opt == "sgdm"].m, m[m.opt == "adam"].m
@@ -143,4 +150,6 @@ def variant_table(runs: pd.DataFrame, loss: pd.DataFrame, rmed: pd.DataFrame, st
                     if ok else math.nan}
         row["reading"] = variant_reading(row["premise"], row[f"claim_{last}"])
         rows.append(row)
+    for variant in tuned_only:  # tuned, its study not run yet: listed, not read
+        rows.append({"variant": variant, "n_sgdm": 0, "n_adam": 0, "premise": "not run", "reading": "not run"})
     return pd.DataFrame(rows)

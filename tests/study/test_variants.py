@@ -80,3 +80,13 @@ def test_design_variant_names_only_what_differs_from_the_design_point():
     assert design_variant({"init": "torch", "output_bias": False}) == "init=torch"
     with pytest.raises(TypeError, match="config"):
         design_variant(3)
+
+
+def test_a_variant_tuned_but_not_run_is_listed_and_one_side_only_is_not_testable():
+    runs, loss, rmed = _tables({"a": (0.3, 0.3, {}), "b": (0.3, 0.0, {"init": "torch"})}, n=5)
+    runs.loc[runs.run == "tune", "config"] = json.dumps({"schedule": "warmup-cosine"})
+    one_side = ~(runs.run.str.startswith("b-adam"))
+    t = variant_table(runs[one_side], loss, rmed, STEPS, n_sims=50).set_index("variant")
+    assert t.loc["schedule=warmup-cosine", "reading"] == "not run"
+    assert t.loc["init=torch", "premise"].startswith("not testable") and t.loc["init=torch", "n_adam"] == 0
+    assert t.loc["design point", "reading"] == "claim with premise"
