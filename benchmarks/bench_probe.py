@@ -25,6 +25,9 @@ Sections:
   standard deviation ``tau`` of ``log|h|`` on ``log proxy`` (what a regression estimator of the
   median would be left with), and where the proxy's top 8 entries put the maximum:
   ``results/probe_proxies.{csv,md}``.
+* ``activation`` -- the Gauss-Newton proxy with and without the activation's own curvature
+  term, on the sampled tensors of the layers that feed an activation (the exact diagonals of
+  only those): ``results/probe_activation.{csv,md}``.
 * ``summary`` -- the runs of ``accuracy`` against the exact tables of every checkpoint:
   ``results/probe_accuracy.{csv,md}`` (per checkpoint and over all four: errors of R_med and of
   its two parts, coverage, width, cost; per optimizer the mean log-error; per step the error of
@@ -36,6 +39,7 @@ Sections:
     .venv/bin/python benchmarks/bench_probe.py accuracy --opt sgdm --steps 750 --seeds 0 --config gauss-newton
     .venv/bin/python benchmarks/bench_probe.py speed --opt adam --steps 750 --reps 3 --thread-counts 1 2
     .venv/bin/python benchmarks/bench_probe.py proxies --draws 32
+    .venv/bin/python benchmarks/bench_probe.py activation --draws 32
     .venv/bin/python benchmarks/bench_probe.py summary
 """
 from __future__ import annotations
@@ -69,14 +73,17 @@ def exact_dir(opt: str, steps: int) -> Path:
     return CACHE / "exact" / f"study-{opt}-s0-{steps}"
 
 
-def exact_diagonals(opt: str, steps: int, threads: int) -> dict[str, torch.Tensor]:
-    """Every tensor's exact diagonal of one checkpoint, computed where not cached."""
+def exact_diagonals(opt: str, steps: int, threads: int, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Every tensor's exact diagonal of one checkpoint (or only ``names``), computed where not
+    cached; the summary table is written only for every tensor."""
     m, data, spec = checkpoint("study", steps, 0, opt)
     batch = data.hessian_batch(0, spec.hessian_batch)
     folder = exact_dir(opt, steps)
     folder.mkdir(parents=True, exist_ok=True)
     out, rows = {}, []
     for name, p in m.named_parameters():
+        if names is not None and name not in names:
+            continue
         f = folder / f"{name}.pt"
         if f.exists():
             rec = torch.load(f, weights_only=True)
@@ -93,6 +100,8 @@ def exact_diagonals(opt: str, steps: int, threads: int) -> dict[str, torch.Tenso
                   f"load {load()}", flush=True)
         out[name] = rec["h"]
         rows.append(dict(name=name, seconds=float(rec["seconds"]), products=int(rec["products"])))
+    if names is not None:
+        return out
     emb = embedding_rows(m, batch, dict(m.named_parameters()), lm_loss)
     summary = []
     for r in rows:
@@ -113,7 +122,8 @@ def run_dir() -> Path:
 
 
 #: the estimate configurations measured: keyword arguments of rmed_per_layer(method="sampled")
-CONFIGS: dict[str, dict] = {"defaults": {}, "gauss-newton": {"gauss_newton_draws": 32}}
+CONFIGS: dict[str, dict] = {"defaults": {}, "gauss-newton": {"gauss_newton_draws": 32, "activation_curvature": False},
+                            "gauss-newton+activation": {"gauss_newton_draws": 32}}
 
 
 def accuracy(opt: str, steps: int, seeds: list[int], threads: int, config: str = "defaults") -> None:
@@ -252,6 +262,81 @@ def proxies(draws: int) -> None:
          f"python benchmarks/bench_probe.py proxies --draws {draws}")
 
 
+def activation(draws: int) -> None:
+    """The Gauss-Newton proxy with and without the activation's own curvature term
+    (:mod:`rmed_core.hessian._activation`), on the sampled tensors of the layers that feed an
+    activation, on every checkpoint: ``results/probe_activation.{csv,md}``. The exact diagonals
+    of only those tensors are computed (and cached); their R_med is checked against
+    ``probe_exact_<opt>_<steps>.csv``, so that the checkpoints are those of the accuracy tables."""
+    from scipy.stats import spearmanr
+
+    from rmed_core.hessian._activation import activation_terms
+    from rmed_core.hessian.exact import StructuredHessian
+    from rmed_core.hessian.sampled import _weighted
+
+    rows = []
+    for opt, steps in CHECKPOINTS:
+        m, data, spec = checkpoint("study", steps, 0, opt)
+        batch = data.hessian_batch(0, spec.hessian_batch)
+        params = dict(m.named_parameters())
+        sh = StructuredHessian(m, lm_loss, batch, params, gauss_newton=False)
+        sh.site_grads()
+        sites = [s for s in sh.sites if s.g is not None and s.weight not in sh.tied]
+        t = time.perf_counter()
+        terms = activation_terms(m, lm_loss, batch, {s.module_name: s.module for s in sites})
+        act_s = time.perf_counter() - t
+        for s in sites:
+            sh.site_cost(s)  # decides each site's structure (positions_independent)
+        fed = [s for s in sites if s.module_name in terms and not s.positions_independent]  # the sampled ones
+        names = [getattr(s, a) for s in fed for a in ("weight", "bias") if getattr(s, a)]
+        exact = exact_diagonals(opt, steps, torch.get_num_threads(), names)
+        known = pd.read_csv(RESULTS / f"probe_exact_{opt}_{steps}.csv").set_index("layer").r_med
+        ggn = sh.sampled_gauss_newton(fed, batch[1], draws)
+        R = sh.output[..., 0].numel()
+        for k, s in enumerate(fed):
+            W = s.canon(terms[s.module_name][None].to(s.A.dtype))[0]
+            for attr in ("weight", "bias"):
+                name = getattr(s, attr)
+                if not name:
+                    continue
+                h = exact[name].double().flatten()
+                hmax, hmed = float(h.abs().max()), float(median(h.abs()))
+                check = abs(ratio(hmax, hmed) / known[name] - 1)
+                g = ggn[(k, attr)].double() * R
+                r = _weighted(s, attr, W).double()
+                for kind, v in (("gauss_newton", g), ("activation", r), ("gauss_newton+activation", g + r)):
+                    a = v.abs()
+                    ok = (a > 0) & (h.abs() > 0)
+                    lx, ly = a[ok].log().numpy(), h.abs()[ok].log().numpy()
+                    slope, icpt = np.polyfit(lx, ly, 1)
+                    top = torch.topk(a, min(8, len(a))).indices
+                    rows.append(dict(checkpoint=f"{opt}@{steps}", layer=name, n=len(h), proxy=kind,
+                                     spearman=spearmanr(a.numpy(), h.abs().numpy()).statistic,
+                                     tau=float(np.std(ly - (slope * lx + icpt))),
+                                     top8_max_over_max=float(h.abs()[top].max() / hmax),
+                                     signed_corr=float(np.corrcoef(v.numpy(), h.numpy())[0, 1]),
+                                     rmed_vs_exact_table=check, activation_s=act_s))
+        print(f"{opt}@{steps}: {len(rows)} rows, load {load()}", flush=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(RESULTS / "probe_activation_tensors.csv", index=False)
+    out = df.groupby("proxy").agg(tensors=("layer", "size"), spearman_median=("spearman", "median"),
+                                  spearman_worst=("spearman", "min"), tau_median=("tau", "median"),
+                                  tau_worst=("tau", "max"), top8_worst=("top8_max_over_max", "min"),
+                                  checkpoints_match=("rmed_vs_exact_table", lambda x: bool((x < 1e-6).all())),
+                                  activation_s=("activation_s", "median")).reset_index()
+    save("probe_activation", out.round(4),
+         f"The Gauss-Newton proxy (R x StructuredHessian.sampled_gauss_newton, {draws} label draws, R label rows) "
+         f"with and without the activation's own curvature term sum_nt dL/dy sigma''(z) a^2 "
+         f"(rmed_core.hessian._activation.activation_terms, exact, one backward pass: activation_s), against the "
+         f"exact diagonal of the sampled tensors of the layers that feed an activation (the first MLP layer of "
+         f"block 0: weight and bias), on the four checkpoints (Adam and SGD-M after 750 and 1,250 iterations, study "
+         f"seed 0; 512 Hessian tokens). spearman: rank correlation of |proxy| with |h|; tau: residual sd of "
+         f"log|h| on log|proxy|; top8_worst: the smallest max|h| among the proxy's top 8 entries over max|h|; "
+         f"checkpoints_match: the exact R_med of each tensor equals probe_exact_<opt>_<steps>.csv's (the same "
+         f"checkpoints as the accuracy tables). Per tensor: probe_activation_tensors.csv.",
+         f"python benchmarks/bench_probe.py activation --draws {draws}")
+
+
 def _log_err(est: pd.Series, exact: pd.Series) -> pd.Series:
     return np.log(est.astype(float)) - np.log(exact.astype(float))
 
@@ -338,7 +423,7 @@ def summary() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("section", choices=["exact", "accuracy", "speed", "proxies", "summary"])
+    ap.add_argument("section", choices=["exact", "accuracy", "speed", "proxies", "activation", "summary"])
     ap.add_argument("--opt", choices=["adam", "sgdm"], default="adam")
     ap.add_argument("--steps", type=int, default=750)
     ap.add_argument("--threads", type=int, default=1)
@@ -356,6 +441,8 @@ def main() -> None:
         accuracy(a.opt, a.steps, a.seeds, a.threads, a.config)
     elif a.section == "proxies":
         proxies(a.draws)
+    elif a.section == "activation":
+        activation(a.draws)
     elif a.section == "speed":
         speed(a.opt, a.steps, a.reps, a.thread_counts)
     else:

@@ -42,7 +42,8 @@ from rmed_core.book.report import glue_number, glue_values, show_provenance
 from rmed_core.hessian import hessian_diagonal, rmed_per_layer
 from rmed_core.hessian.testing import make_case, max_rel_error, reference_diagonal
 from rmed_core.provenance import provenance
-from rmed_core.study.goals import (BENCHMARKS, goal_table, probe_accuracy_summary, probe_proxies_summary, read_tables,
+from rmed_core.study.goals import (BENCHMARKS, goal_table, probe_accuracy_summary, probe_activation_summary,
+                                   probe_proxies_summary, read_tables,
                                    results_dir, study_accuracy_summary, study_batch_summary)
 
 started = time.perf_counter()
@@ -300,6 +301,9 @@ probe = glue_values(probe_accuracy_summary(tables.get("probe_accuracy")))
 proxies_file = results_dir() / "probe_proxies_tensors.csv"
 per_tensor_proxies = pd.read_csv(proxies_file) if proxies_file.is_file() else None
 prox = glue_values(probe_proxies_summary(per_tensor_proxies))
+glue_values(probe_activation_summary(tables.get("probe_activation")))
+if "probe_activation" in tables:  # the Gauss-Newton proxy with the activation's own curvature (text below)
+    display(tables["probe_activation"].round(3))
 if "probe_accuracy" in tables:  # the benchmark's table, the columns the text reads
     display(tables["probe_accuracy"].filter(["config", "checkpoint", "runs", "median_err", "worst_err", "max_part_worst",
                                              "median_part_worst", "mean_log_err", "log_ratio_err_median",
@@ -330,6 +334,27 @@ else:
 # passes through LayerNorm, softmax and the activation (per tensor: `probe_proxies_tensors.csv`).
 # For the output layer it *is* the Hessian in expectation, but 32 label draws leave a rare word's
 # entries noisy. It is used, opt-in (`gauss_newton_draws`), to find more of the maxima.
+#
+# **The MLP's first layer: its activation's own curvature.** What the Gauss-Newton matrix leaves
+# out of a layer's Hessian is the curvature of the nonlinearities after it, and the nearest one is
+# exact and nearly free: for a layer that feeds an elementwise activation $y = \sigma(z)$, the term
+# $r_{ij} = \sum_{n,t} \frac{\partial L}{\partial y_{nti}}\,\sigma''(z_{nti})\,a_{ntj}^2$ costs
+# one backward pass for every such layer (`rmed_core.hessian._activation`; tested exact where the
+# activation is the only nonlinearity). With `gauss_newton_draws > 0` it is added to the
+# Gauss-Newton diagonal of those layers (`activation_curvature=True`, the default). On the sampled
+# tensors it reaches ({glue:text}`activation_tensors:.0f` tensor-checkpoints, table
+# `probe_activation`, {glue:text}`activation_status`; the same checkpoints as the accuracy tables:
+# {glue:text}`activation_checkpoints_match`), the Spearman correlation with $|h|$ is
+# {glue:text}`activation_spearman_gn:.2f` for the Gauss-Newton diagonal alone,
+# {glue:text}`activation_spearman_act:.2f` for the activation term alone and
+# {glue:text}`activation_spearman_gn_act:.2f` for their sum (worst
+# {glue:text}`activation_spearman_worst_gn:.2f`, {glue:text}`activation_spearman_worst_act:.2f`,
+# {glue:text}`activation_spearman_worst_gn_act:.2f`); $\tau$ is {glue:text}`activation_tau_gn:.2f`,
+# {glue:text}`activation_tau_act:.2f` and {glue:text}`activation_tau_gn_act:.2f`; and the largest
+# of each proxy's top 8 entries is at worst {glue:text}`activation_top8_worst_gn:.2f`,
+# {glue:text}`activation_top8_worst_act:.2f` and {glue:text}`activation_top8_worst_gn_act:.2f` of
+# the maximum. The accuracy of the probe with it (configuration `gauss-newton+activation` of
+# `bench_probe.py`) is measured by the same benchmark as the rows above once it has run.
 #
 # ## Goals met and missed
 #

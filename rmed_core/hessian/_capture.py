@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._forward import Forward, forward
+from ._forward import Forward
 from ._graph import leaf_uses
-from ._guards import ForwardReference, check_custom_functions, preserved_buffers
+from ._guards import ForwardReference, check_custom_functions, hooked_forward
 from ._sites import CANDIDATE, RULES, Site, make_site, unsupported_reason, verify
 from ._validate import Batch, LossFn
 
@@ -104,13 +104,8 @@ def capture_sites(model: nn.Module, loss_fn: LossFn, batch: Batch, params: dict[
         return z
 
     ref = ForwardReference(model, loss_fn, batch)  # refuses a random forward pass
-    handles = [m.register_forward_hook(hook, with_kwargs=True) for _, m in wanted.values()]
-    try:
-        with preserved_buffers(model):
-            fw = forward(model, loss_fn, batch)
-    finally:
-        for h in handles:
-            h.remove()
+    fw = hooked_forward(model, loss_fn, batch, [m.register_forward_hook(hook, with_kwargs=True)
+                                                for _, m in wanted.values()])
     ref.check(fw.loss)
     #: parameters behind a custom autograd.Function: no shortcut is certified through one
     custom = check_custom_functions(fw.loss, params, (model, loss_fn, batch))

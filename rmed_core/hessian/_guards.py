@@ -50,6 +50,18 @@ def preserved_buffers(model: nn.Module) -> Iterator[None]:
                     m._buffers[k] = b
 
 
+def hooked_forward(model: nn.Module, loss_fn: LossFn, batch: Batch, handles: list) -> Any:
+    """The engine's forward pass (:func:`._forward.forward`) with the hooks whose ``handles`` are
+    given, removed afterwards whatever happens, and the model's buffers as they were
+    (:func:`preserved_buffers`)."""
+    try:
+        with preserved_buffers(model):
+            return forward(model, loss_fn, batch)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 # ---- stochastic forward passes ---------------------------------------------------------------
 def _rng_states() -> list[torch.Tensor]:
     states = [torch.get_rng_state()]

@@ -27,8 +27,11 @@ embedding's rows of the tokens in the batch) and confidence ``1 - alpha``:
   ranking is the sampled Gauss-Newton diagonal (:meth:`.StructuredHessian.sampled_gauss_newton`:
   labels drawn from the model, one batched first-order backward pass for every tensor together),
   whose top entries are verified too; it stratifies the median of a layer too wide for ``p``
-  (an output layer, where the Gauss-Newton matrix *is* the Hessian). Proxies only *choose*
-  coordinates, never give a value.
+  (an output layer, where the Gauss-Newton matrix *is* the Hessian). For a layer whose output
+  feeds an elementwise activation (an MLP's first layer) the activation's own curvature term
+  ``sum_{n,t} dL/dy sigma''(z) A^2`` -- exact, the residual the Gauss-Newton matrix leaves out --
+  is added to it on the Hessian's scale (:mod:`._activation`; one more backward pass), and this
+  ranking stratifies that layer's median. Proxies only *choose* coordinates, never give a value.
 * **Maximum.** The ``n_candidates`` entries with the largest ``p`` and the ``n_candidates`` with the
   largest ``q`` are computed exactly, as are the samples below; the largest verified entry is a
   hard lower bound and the point estimate.
@@ -68,6 +71,7 @@ from torch import nn
 
 from ..stats import median, ratio, undefined_reason
 from ..validation import check_positive
+from ._activation import activation_terms
 from ._hvp import HessianOperator
 from ._validate import Batch, LossFn, check_batch, check_dropout, select_params
 from .exact import StructuredHessian
@@ -149,7 +153,7 @@ def _fisher_proxy(s, attr: str) -> torch.Tensor:
 def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None, confidence: float = 0.95,
                  seed: int = 0, n_samples: int = 192, n_candidates: int = 16, strata: int = 8,
                  exact_below: int = 256, proxy_below: int = 1024, bound_steps: int = 10,
-                 gauss_newton_draws: int = 0, chunk: int | None = None,
+                 gauss_newton_draws: int = 0, activation_curvature: bool = True, chunk: int | None = None,
                  progress: bool | None = None) -> pd.DataFrame:
     """R_med per tensor: a point estimate and an interval holding the exact value with
     probability ``>= confidence`` (module docstring). Columns as :func:`rmed_per_layer`; the
@@ -169,6 +173,9 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
         bound_steps: Lanczos steps of the upper bound on the maximum; 0 skips it (``upper = inf``).
         gauss_newton_draws: label draws of the sampled Gauss-Newton ranking (0: not used); needs a
             categorical loss (class-index targets, one per row of the output's last dimension).
+        activation_curvature: with the Gauss-Newton ranking, add to it the own curvature term of the
+            elementwise activation a layer feeds (module docstring; one backward pass); False ranks
+            by the Gauss-Newton diagonal alone.
         progress: a tqdm bar over tensors (default: when stderr is a terminal).
 
     On a small MLP with every tensor sampled (``exact_below=0``), each 95% interval holds the
@@ -186,6 +193,8 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     """
     if not (isinstance(confidence, float | int) and 0 < confidence < 1):
         raise ValueError(f"confidence={confidence!r}: must be a number in (0, 1)")
+    if not isinstance(activation_curvature, bool):
+        raise ValueError(f"activation_curvature={activation_curvature!r}: expected True or False")
     for name, v in dict(n_samples=n_samples, strata=strata).items():
         check_positive(name, v, integer=True)
     for name, v in dict(n_candidates=n_candidates, exact_below=exact_below, proxy_below=proxy_below,
@@ -218,10 +227,23 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     exact_diag: dict[str, torch.Tensor] = {}
     tied_proxies: dict[str, list[list[torch.Tensor]]] = {n: [[], []] for n in sh.tied}  # [row-sum, gradient]
     ggn: dict = {}
+    extra_passes = 0
     if gauss_newton_draws:
         ranked = [s for s in sh.sites if s.g is not None and s.weight not in sh.tied]
         ggn = {(ranked[k].module_name, a): v for (k, a), v in
                sh.sampled_gauss_newton(ranked, batch[1], gauss_newton_draws).items()}
+        # a layer that feeds an elementwise activation: add that activation's own curvature, on the
+        # Hessian's scale (R label rows of a mean loss: sampled_gauss_newton returns G / R)
+        terms = activation_terms(model, loss_fn, batch, {s.module_name: s.module for s in ranked}) \
+            if activation_curvature else {}
+        extra_passes = int(bool(activation_curvature))
+        rows_R = sh.output[..., 0].numel()
+        for s in ranked:
+            if s.module_name in terms:
+                W = s.canon(terms[s.module_name][None].to(s.A.dtype))[0]
+                for a in ("weight", "bias"):
+                    if getattr(s, a) and (s.module_name, a) in ggn:
+                        ggn[(s.module_name, a)] = rows_R * ggn[(s.module_name, a)] + _weighted(s, a, W)
 
     for s in sh.sites:
         wanted = [a for a in ("weight", "bias") if getattr(s, a) and getattr(s, a) not in sh.tied]
@@ -244,7 +266,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
         proxies = {a: [_fisher_proxy(s, a)] for a in wanted}
         for a in wanted:  # the Gauss-Newton ranking stratifies where the row sums are not computed
             if (s.module_name, a) in ggn:
-                proxies[a].insert(0, ggn[(s.module_name, a)])
+                proxies[a].insert(0, ggn[(s.module_name, a)].abs())
         if s.K <= proxy_below:
             R = sh.unit_responses(s)  # K products: the row-sum proxy of every weight entry, the bias exactly
             if s.bias:
@@ -281,7 +303,8 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
         r["confidence"] = confidence
         out.append(r)
     df = pd.DataFrame(out, columns=COLUMNS)
-    df.attrs.update(products=sh.n_hvp + brute_hvp, backward_passes=sh.n_grad, seconds=time.perf_counter() - t0,
+    df.attrs.update(products=sh.n_hvp + brute_hvp, backward_passes=sh.n_grad + extra_passes,
+                    seconds=time.perf_counter() - t0,
                     exact=sorted(exact_diag))
     return df
 

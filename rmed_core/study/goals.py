@@ -26,7 +26,7 @@ from ..provenance import repo_root
 
 __all__ = ["BENCHMARKS", "GOALS", "Goal", "results_dir", "read_tables", "goal_table", "study_accuracy_summary",
            "study_batch_summary", "probe_accuracy_summary", "probe_error_sentence", "probe_proxies_summary",
-           "probe_description", "vocab10k_costs"]
+           "probe_activation_summary", "probe_description", "vocab10k_costs"]
 
 #: The benchmark tables the method chapter reads: file stem under ``benchmarks/results`` -> what it
 #: measures (and the script that writes it).
@@ -46,6 +46,8 @@ BENCHMARKS: dict[str, str] = {
                       "(bench_probe.py summary)",
     "probe_proxies": "study model: cheap proxies of the diagonal against exact, four checkpoints "
                      "(bench_probe.py proxies)",
+    "probe_activation": "study model: the Gauss-Newton proxy with the activation's own curvature, the MLP's "
+                        "first layer, four checkpoints (bench_probe.py activation)",
 }
 
 
@@ -373,6 +375,32 @@ def probe_proxies_summary(df: pd.DataFrame | None, target: float = 0.03) -> dict
     out["proxies_status"] = "measured"
     out["proxies_best"] = min(("p", "q", "gauss_newton"), key=lambda k: out[f"proxies_tau_{k}"]
                               if out[f"proxies_tau_{k}"] == out[f"proxies_tau_{k}"] else math.inf)
+    return out
+
+
+def probe_activation_summary(df: pd.DataFrame | None) -> dict[str, Any]:
+    """What the method chapter quotes of ``probe_activation`` (one row per proxy: the Gauss-Newton
+    diagonal, the activation's own term, their sum): the median and worst Spearman correlation with
+    ``|h|``, the median ``tau`` and the worst top-8 share of the maximum, per proxy, as
+    ``activation_<stat>_<proxy>`` (proxy ``gn``, ``act``, ``gn_act``), and whether the checkpoints were
+    those of the accuracy tables."""
+    short = {"gauss_newton": "gn", "activation": "act", "gauss_newton+activation": "gn_act"}
+    out: dict[str, Any] = {"activation_status": "not measured", "activation_tensors": math.nan,
+                           "activation_checkpoints_match": "not measured"}
+    for k in short.values():
+        out.update({f"activation_{st}_{k}": math.nan for st in ("spearman", "spearman_worst", "tau", "top8_worst")})
+    if df is None:
+        return out
+    for _, r in df.iterrows():
+        k = short.get(str(r.proxy))
+        if k is None:
+            continue
+        out.update({f"activation_spearman_{k}": float(r.spearman_median), f"activation_spearman_worst_{k}":
+                    float(r.spearman_worst), f"activation_tau_{k}": float(r.tau_median),
+                    f"activation_top8_worst_{k}": float(r.top8_worst)})
+    out["activation_tensors"] = int(df.tensors.max())
+    out["activation_checkpoints_match"] = "yes" if bool(df.checkpoints_match.all()) else "no"
+    out["activation_status"] = "measured"
     return out
 
 

@@ -53,3 +53,30 @@ def test_refuses_a_loss_that_is_not_categorical():
     sh = StructuredHessian(model, loss_fn, (x, y), dict(model.named_parameters()), gauss_newton=False)
     with pytest.raises(ValueError, match="categorical loss: class-index targets"):
         sh.sampled_gauss_newton(sh.sites, y, 8)
+
+
+@pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.GELU, torch.nn.SiLU])
+def test_activation_term_is_the_hessian_less_the_gauss_newton_part(act):
+    """With the layer's own activation the only nonlinearity before the loss, the Hessian's diagonal
+    is exactly the Gauss-Newton diagonal plus the activation term ``sum_n dL/dy sigma''(z) a^2``
+    (float64, against ``torch.autograd.functional.hessian``); the last layer, which feeds no
+    activation, gets no term."""
+    from rmed_core.hessian._activation import activation_terms
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 6), act(), torch.nn.Linear(6, 3)).double()
+    x, y = torch.randn(7, 5, dtype=torch.float64), torch.randint(0, 3, (7,))
+    loss_fn = torch.nn.functional.cross_entropy
+    terms = activation_terms(model, loss_fn, (x, y), {"0": model[0], "2": model[2]})
+    assert set(terms) == {"0"} and terms["0"].shape == (7, 6)
+    G = _gauss_newton_diagonal(model, loss_fn, x, y)
+    for name, p in model.named_parameters():
+        if not name.startswith("0."):
+            continue
+        def loss_of(v, name=name):
+            params = {k: (v if k == name else q.detach()) for k, q in model.named_parameters()}
+            return loss_fn(functional_call(model, params, (x,)), y)
+        H = torch.autograd.functional.hessian(loss_of, p.detach()).reshape(p.numel(), p.numel()).diagonal()
+        r = (torch.einsum("nk,nj->kj", terms["0"], x ** 2) if name.endswith("weight") else terms["0"].sum(0)).flatten()
+        assert torch.allclose(G[name].flatten() + r, H, rtol=1e-10, atol=1e-12), name
+        assert r.abs().max() > 1e-3 * H.abs().max()  # the term is not negligible here

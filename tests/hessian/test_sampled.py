@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import binom
@@ -133,7 +134,8 @@ def test_gauss_newton_ranking_only_adds_verified_candidates():
         plain = rmed_per_layer(m, loss, batch, method="sampled", seed=seed, **kw).set_index("layer")
         ranked = rmed_per_layer(m, loss, batch, method="sampled", seed=seed, gauss_newton_draws=16,
                                 **kw).set_index("layer")
-        assert ranked.attrs["backward_passes"] == 16 and plain.attrs["backward_passes"] == 0
+        # 16 label draws and one pass for the activation terms of the layers that feed one
+        assert ranked.attrs["backward_passes"] == 16 + 1 and plain.attrs["backward_passes"] == 0
         for name in params:
             assert plain.h_max[name] <= ranked.h_max[name] <= exact.h_max[name] * (1 + 1e-9), name
             assert ranked.lower[name] <= exact.r_med[name] * (1 + 1e-9) <= ranked.upper[name] * (1 + 1e-9) ** 2
@@ -142,3 +144,23 @@ def test_gauss_newton_ranking_only_adds_verified_candidates():
     tm, tloss, tbatch = make_case("tokenwise")
     with pytest.raises(ValueError, match="categorical loss"):
         rmed_per_layer(tm, tloss, tbatch, method="sampled", exact_below=0, gauss_newton_draws=4)
+
+
+def test_the_activation_term_changes_only_the_layers_that_feed_an_activation():
+    """With the Gauss-Newton ranking, the activation term (on by default) re-ranks the MLP's first
+    layer only; every other tensor's estimate is the same entry for entry, the intervals hold, and
+    a flag that is not a bool is refused."""
+    m, loss, batch = make_case("transformer")
+    exact = rmed_per_layer(m, loss, batch).set_index("layer")
+    kw = dict(exact_below=0, n_samples=9, n_candidates=2, bound_steps=4, gauss_newton_draws=8, seed=1)
+    on = rmed_per_layer(m, loss, batch, method="sampled", **kw).set_index("layer")
+    off = rmed_per_layer(m, loss, batch, method="sampled", activation_curvature=False, **kw).set_index("layer")
+    assert on.attrs["backward_passes"] == off.attrs["backward_passes"] + 1
+    fed = [n for n in on.index if ".fc." in n]
+    assert fed
+    same = [n for n in on.index if n not in fed]
+    pd.testing.assert_frame_equal(on.loc[same, ["h_max", "h_median"]], off.loc[same, ["h_max", "h_median"]])
+    for name in fed:  # the re-ranked layers' intervals still hold the exact value
+        assert on.lower[name] <= exact.r_med[name] * (1 + 1e-9) <= on.upper[name] * (1 + 1e-9) ** 2, name
+    with pytest.raises(ValueError, match="activation_curvature='yes'"):
+        rmed_per_layer(m, loss, batch, method="sampled", gauss_newton_draws=4, activation_curvature="yes")

@@ -65,3 +65,15 @@ def test_committed_tables_give_the_summaries_in_percent():
     settled = b["batch_settled"].startswith("has settled")
     floor = float(tables["study_batch"].noise_floor_median.iloc[0])
     assert settled == (b["batch_move_2048"] <= floor)
+
+
+def test_activation_summary_reads_each_proxy_and_says_when_not_measured():
+    assert goals.probe_activation_summary(None)["activation_status"] == "not measured"
+    df = pd.DataFrame({"proxy": ["gauss_newton", "activation", "gauss_newton+activation"], "tensors": [8, 8, 8],
+                       "spearman_median": [0.3, 0.6, 0.9], "spearman_worst": [0.2, 0.5, 0.8],
+                       "tau_median": [1.1, 0.8, 0.3], "tau_worst": [1.2, 0.9, 0.4], "top8_worst": [0.5, 0.9, 1.0],
+                       "checkpoints_match": [True, True, True], "activation_s": [0.1] * 3})
+    s = goals.probe_activation_summary(df)
+    assert s["activation_status"] == "measured" and s["activation_checkpoints_match"] == "yes"
+    assert s["activation_spearman_gn_act"] == 0.9 and s["activation_tau_gn"] == 1.1
+    assert s["activation_top8_worst_act"] == 0.9 and s["activation_tensors"] == 8
