@@ -238,9 +238,26 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
     if not (isinstance(until, int) and 0 < until <= key["steps"]):
         raise ValueError(f"until={until!r}: expected an integer in 1..{key['steps']}")
     cfg = TrainConfig.from_dict(key)
-    cfg = dataclasses.replace(cfg, steps=until, probe_steps=tuple(s for s in cfg.probe_steps if s <= until),
-                              checkpoint_every=0)
+    # a rate schedule is a function of the run's length: such a run is trained at its own length and
+    # stopped after `until` updates (only its losses are then compared), any other is trained to `until`
+    scheduled = cfg.schedule != "constant" and until < cfg.steps
+    if scheduled and any(s <= until for s in cfg.probe_steps):
+        raise ValueError(f"until={until}: run {runs.run.iloc[0]} follows the {cfg.schedule!r} schedule, whose rates "
+                         f"depend on its {cfg.steps} steps; its probes are checked only with until={cfg.steps} or "
+                         f"with until below its first probe ({min(cfg.probe_steps)})")
+    if scheduled:
+        cfg = dataclasses.replace(cfg, checkpoint_every=0)
+    else:
+        cfg = dataclasses.replace(cfg, steps=until, probe_steps=tuple(s for s in cfg.probe_steps if s <= until),
+                                  checkpoint_every=0)
     import tempfile
+
+    seen: dict[int, float] = {}
+
+    def stop_at_until(step: int, loss: float) -> None:
+        seen[step] = loss
+        if len(seen) >= until:
+            raise _Stopped
 
     threads = torch.get_num_threads()
     recorded = runs.threads.iloc[0]
@@ -248,15 +265,29 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
         if recorded == recorded and recorded:
             torch.set_num_threads(int(recorded))
         with tempfile.TemporaryDirectory() as tmp:
-            res = train(cfg, ResultStore(tmp), progress=progress)
+            try:
+                res = train(cfg, ResultStore(tmp), progress=progress, callback=stop_at_until if scheduled else None)
+            except _Stopped:
+                res = None
     finally:
         torch.set_num_threads(threads)
     run_id = runs.run.iloc[0]
     old_loss = read_bundle(name, "loss", root=root, run=run_id)
     old_loss = old_loss[old_loss.step < until].set_index("step").loss
+    old = read_bundle(name, "rmed", root=root, run=run_id)
+    if res is None or old.empty:  # stopped inside a scheduled run, or a run without probes: the losses only
+        seen_loss = pd.Series(seen, dtype=float) if res is None else res.loss.set_index("step").loss
+        new_loss = seen_loss.reindex(old_loss.index)
+        loss_diff = float(np.nanmax(np.abs(new_loss / old_loss - 1))) if len(old_loss) else 0.0
+        if not math.isfinite(loss_diff) or loss_diff > loss_rtol:
+            raise ReproductionError(f"bundle {name!r}, run {run} up to step {until}: the current code does not "
+                                    f"reproduce the stored numbers: training loss differs by up to {loss_diff:.2e} "
+                                    f"(tolerance {loss_rtol:g}). If the change is intended, rerun the sweep "
+                                    f"({'; '.join(bundle_provenance(name, root=root)['specs'])}) and export the bundle again.")
+        return dict(loss_max_rel=loss_diff, rmed_max_rel=0.0, rmed_whole_max_rel=0.0, rmed_sampled_median_rel=0.0,
+                    undefined_flips=0, steps=until, probes=0, tensors=0, sampled_tensors=0)
     new_loss = res.loss.set_index("step").loss.reindex(old_loss.index)
     loss_diff = float(np.nanmax(np.abs(new_loss / old_loss - 1))) if len(old_loss) else 0.0
-    old = read_bundle(name, "rmed", root=root, run=run_id)
     old = old[old.step.isin(cfg.probe_steps)].set_index(["step", "layer"])
     new = res.rmed.set_index(["step", "layer"]).reindex(old.index)
     both = old.r_med.notna() & new.r_med.notna()
@@ -294,6 +325,10 @@ def check_reproduces(name: str, *, until: int, root: str | Path | None = None, l
         warnings.warn(f"bundle {name!r}: run {runs.run.iloc[0]} was made by an older code version; the current code reproduces it "
                       f"within tolerance", stacklevel=2)
     return out
+
+
+class _Stopped(Exception):
+    """Raised by :func:`check_reproduces`'s callback to stop a scheduled run after ``until`` updates."""
 
 
 # -- reading ---------------------------------------------------------------------------------------

@@ -118,3 +118,33 @@ def test_a_bundle_committed_in_parts_keeps_its_earlier_runs_and_the_sweep_skips_
     report = run_sweep(load_spec(first), ResultStore(tmp_path / "empty"), progress=False,
                        held=bundle_configs("tiny", root=root))  # nothing to run: no cluster is started
     assert list(report.table.note) == ["in the bundle"] * 2 and report.ok
+
+
+def test_a_scheduled_run_is_reproduced_at_its_own_length_and_stopped(tmp_path):
+    """A warmup-cosine run's rates depend on its length, so its reproduction trains at that length
+    and stops after ``until`` updates: the losses match, a moved loss fails, and probes within
+    ``until`` (which such a stop cannot compute) are refused with the reason."""
+    spec = tmp_path / "sched.yaml"
+    spec.write_text(SPEC.replace("config: {probe_steps: [3, 6], probe_top_eig: false, hessian_batch: 3}",
+                                 "config: {probe_steps: [6], probe_top_eig: false, schedule: warmup-cosine}")
+                    .replace("optimizers: [adam, sgdm]", "optimizers: [adam]")
+                    .replace("lrs: {adam: [0.01], sgdm: [0.1]}", "lrs: {adam: [0.01]}"))
+    store = ResultStore(tmp_path / "store")
+    for p in load_spec(spec).points:
+        train(p.config, store, progress=False)
+    export_bundle("sched", [spec], store=store.root, root=tmp_path / "b", command="test")
+    out = check_reproduces("sched", opt="adam", seed=0, until=3, root=tmp_path / "b")
+    assert out["loss_max_rel"] <= 1e-3 and out["probes"] == 0
+    assert check_reproduces("sched", opt="adam", seed=0, until=6, root=tmp_path / "b")["probes"] == 1
+    f = tmp_path / "b" / "sched" / "loss.csv"
+    df = pd.read_csv(f)
+    df.loc[df.step == 2, "loss"] *= 1.1
+    df.to_csv(f, index=False)
+    with pytest.raises(ReproductionError, match="training loss differs"):
+        check_reproduces("sched", opt="adam", seed=0, until=3, root=tmp_path / "b")
+    spec.write_text(spec.read_text().replace("probe_steps: [6]", "probe_steps: [2, 6]"))
+    for p in load_spec(spec).points:
+        train(p.config, store, progress=False)
+    export_bundle("sched2", [spec], store=store.root, root=tmp_path / "b", command="test")
+    with pytest.raises(ValueError, match="warmup-cosine.*first probe"):
+        check_reproduces("sched2", opt="adam", seed=0, until=3, root=tmp_path / "b")

@@ -88,3 +88,30 @@ def test_the_control_bundle_holds_or_lists_every_point_and_the_current_code_repr
     assert rmed.n_zero.notna().all() and (rmed.n_zero <= rmed.n_used).all()
     out = check_reproduces("control", sweep="control-fashion", opt="adam", seed=0, until=750, loss_rtol=1e-2)
     assert out["probes"] == 1 and out["tensors"] >= 6 and out["rmed_whole_max_rel"] <= 0.05
+
+
+def test_the_variants_bundle_holds_or_lists_every_point_and_the_current_code_reproduces_each_variant():
+    """The design variants (``sweeps/variant-*.yaml``, committed in parts): every point of their
+    specifications held or named missing, each run's configuration naming its one change, and one
+    tuning run of each variant trained again for 200 iterations (through the warmup of the
+    schedule), so that the variant options still build the model and the rate they were run with."""
+    from rmed_core.provenance import repo_root
+    from rmed_core.runs.bundle import bundle_provenance
+    from rmed_core.runs.sweep_spec import load_spec
+    from rmed_core.study.variants import design_variant
+
+    assert "variants" in bundle_names(), "bundles/variants is missing: `rmed bundle variants sweeps/variant-*.yaml --partial`"
+    prov, runs = bundle_provenance("variants"), read_bundle("variants", "runs")
+    held = {(r.opt, float(r.lr), int(r.seed), r.sweep) for r in runs.itertuples()}
+    for spec in prov["specs"]:
+        sweep = load_spec(repo_root() / spec)
+        for p in sweep.points:
+            c = p.config.resolved()
+            assert (c.opt, c.lr, c.seed, sweep.name) in held or p.label in prov["missing"], p.label
+    names = runs.config.map(design_variant)
+    assert "design point" not in set(names) and names.nunique() == 3
+    for variant in sorted(set(names)):
+        run = runs[(names == variant) & runs.sweep.str.endswith("-tuning") & (runs.opt == "adam")
+                   & (runs.lr == 0.001)].iloc[0]
+        out = check_reproduces("variants", run=run.run, until=200, loss_rtol=1e-2)
+        assert out["probes"] == 0, variant
