@@ -322,7 +322,7 @@ def activation(draws: int) -> None:
     out = df.groupby("proxy").agg(tensors=("layer", "size"), spearman_median=("spearman", "median"),
                                   spearman_worst=("spearman", "min"), tau_median=("tau", "median"),
                                   tau_worst=("tau", "max"), top8_worst=("top8_max_over_max", "min"),
-                                  checkpoints_match=("rmed_vs_exact_table", lambda x: bool((x < 1e-6).all())),
+                                  checkpoints_match=("rmed_vs_exact_table", lambda x: bool((x < 1e-3).all())),
                                   activation_s=("activation_s", "median")).reset_index()
     save("probe_activation", out.round(4),
          f"The Gauss-Newton proxy (R x StructuredHessian.sampled_gauss_newton, {draws} label draws, R label rows) "
@@ -332,8 +332,9 @@ def activation(draws: int) -> None:
          f"block 0: weight and bias), on the four checkpoints (Adam and SGD-M after 750 and 1,250 iterations, study "
          f"seed 0; 512 Hessian tokens). spearman: rank correlation of |proxy| with |h|; tau: residual sd of "
          f"log|h| on log|proxy|; top8_worst: the smallest max|h| among the proxy's top 8 entries over max|h|; "
-         f"checkpoints_match: the exact R_med of each tensor equals probe_exact_<opt>_<steps>.csv's (the same "
-         f"checkpoints as the accuracy tables). Per tensor: probe_activation_tensors.csv.",
+         f"checkpoints_match: the exact R_med of each tensor is within 1e-3 of probe_exact_<opt>_<steps>.csv's (the same "
+         f"checkpoints as the accuracy tables; float32 on another CPU differs by about 1e-5, another checkpoint "
+         f"by far more). Per tensor: probe_activation_tensors.csv.",
          f"python benchmarks/bench_probe.py activation --draws {draws}")
 
 
