@@ -286,7 +286,8 @@ if variants:
                  else "") + ".")
     others = vt[vt.variant != "design point"]
     glue_text("fig3_variants_summary", f"{int((others.reading != 'not run').sum())} of {len(others)} design variants "
-              "run so far" + "".join(f"; {r.variant}: {r.reading}" for r in others.itertuples() if r.reading != "not run"))
+              "started" + "".join(f"; {r.variant}: {r.n_sgdm} SGD-M and {r.n_adam} Adam runs of 5 each, {r.reading}"
+                                  for r in others.itertuples() if r.reading != "not run"))
     display(vt.round(4))
 else:
     glue_text("fig3_variants_sentence", "The design variants are left out (`-p variants ''`).")
