@@ -19,8 +19,9 @@ every sample and position. On a weight entry it gives
 one first-order backward pass and one elementwise second derivative for every such layer at
 once. Beside the sampled Gauss-Newton diagonal (:meth:`.StructuredHessian.sampled_gauss_newton`)
 it makes a proxy ``G + r`` of the diagonal; the terms of nonlinearities further downstream are
-still missing, so it only *ranks* (never gives a value). How well it ranks the study model's
-entries is measured by ``benchmarks/bench_probe.py proxies``.
+still missing, so it only *ranks* (never gives a value). On the study model's MLP's first layer
+(the four checkpoints of ``benchmarks/results/probe_activation.md``) ``|G + r|`` has a Spearman
+correlation of 0.98 to 0.99 with ``|h|``, where ``G`` alone has 0.24 to 0.41.
 
 The activation is recognised as a module whose forward pass received the layer's output tensor
 itself: one of :data:`ELEMENTWISE` (a functional call such as ``F.gelu`` inside ``forward`` is not
