@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .premise import tuning_table
-from .run_test import _check_table, _welch, permutation_p, run_means
+from .run_test import check_table, _welch, permutation_p, run_means
 from .verdict import ALPHA, DEFAULT_MARGIN
 
 __all__ = ["INTERPOLATES", "DEAD_MAJORITY", "active_rmed", "dead_fractions", "pick_control_rate", "ControlVerdict",
@@ -52,7 +52,7 @@ def active_rmed(rmed: pd.DataFrame) -> pd.DataFrame:
     """``rmed`` with ``r_med_active`` :math:`= h_{\\max} / h_{\\mathrm{med,active}}` and
     ``dead_fraction`` :math:`= n_\\mathrm{zero} / n_\\mathrm{used}` (NaN where the table has no count:
     a sampled tensor, or a run stored before the count existed)."""
-    _check_table("rmed", rmed, ["h_max", "n_used"])
+    check_table("rmed", rmed, ["h_max", "n_used"])
     df = rmed.copy()
     for col in ("n_zero", "h_median_active"):
         if col not in df:
@@ -78,7 +78,7 @@ def pick_control_rate(loss: pd.DataFrame, rmed: pd.DataFrame) -> pd.DataFrame:
     largest dead fraction over tensors at its last probe (``max_dead_fraction``), ``allowed`` (no
     tensor with a majority dead) and ``chosen`` (the lowest final loss among the allowed rates of
     an optimizer; ``best`` is the winner without that condition)."""
-    _check_table("loss", loss, ["task", "opt", "lr", "seed", "step", "loss"])
+    check_table("loss", loss, ["task", "opt", "lr", "seed", "step", "loss"])
     table = tuning_table(loss)
     df = active_rmed(rmed)
     last = df[df.step == df.groupby(["opt", "lr"]).step.transform("max")]
@@ -126,7 +126,7 @@ def control_verdict(rmed: pd.DataFrame, final_losses: pd.DataFrame, step: int, *
     """
     if not (isinstance(margin, (int, float)) and margin > 1):
         raise ValueError(f"margin={margin!r}: expected a number > 1")
-    _check_table("final_losses", final_losses, ["opt", "final_loss"])
+    check_table("final_losses", final_losses, ["opt", "final_loss"])
     at = active_rmed(rmed[rmed.step == step])
     if at.empty:
         raise ValueError(f"step={step!r}: no probe at that step (have {sorted(rmed.step.unique())})")

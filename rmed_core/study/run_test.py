@@ -52,7 +52,8 @@ from ..validation import check_choice
 from .verdict import ALPHA, NOT_TESTABLE, check_count, check_level
 
 __all__ = ["MAX_EXACT", "MC_DRAWS", "VALUES", "RunClaim", "run_means", "permutation_p", "run_claim", "holm",
-           "run_claims_by", "matched_loss_means", "interpolation_error", "simulate_run_test", "run_test_table"]
+           "run_claims_by", "matched_loss_means", "interpolation_error", "simulate_run_test", "claim_with_error_rates",
+           "run_test_table", "check_table"]
 
 #: The most relabellings the permutation test enumerates (C(20, 10) = 184,756 is below it).
 MAX_EXACT = 250_000
@@ -61,7 +62,8 @@ MAX_EXACT = 250_000
 MC_DRAWS = 100_000
 
 
-def _check_table(name: str, df: pd.DataFrame, cols: Sequence[str]) -> None:
+def check_table(name: str, df: pd.DataFrame, cols: Sequence[str]) -> None:
+    """Refuse ``df`` unless it is a DataFrame with every column of ``cols``, naming the argument ``name``."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
     missing = set(cols) - set(df.columns)
@@ -88,7 +90,7 @@ def run_means(rmed: pd.DataFrame, *, kind: str | None = None, value: str = "r_me
         (tensors of that step not finite in every run).
     """
     check_choice("value", value, VALUES)
-    _check_table("rmed", rmed, ["opt", "seed", "step", "layer", value])
+    check_table("rmed", rmed, ["opt", "seed", "step", "layer", value])
     df = rmed.copy()
     if kind is not None:
         if kind not in KINDS:
@@ -219,7 +221,7 @@ def run_claims_by(means: pd.DataFrame, by: str, *, alpha: float = ALPHA) -> pd.D
         Columns ``by, ratio, lower, upper, p_greater, p_less, p_holm, n_sgdm, n_adam, direction``
         (``larger``, ``smaller`` or ``no difference shown`` at ``alpha`` after Holm).
     """
-    _check_table("means", means, ["opt", "m", by])
+    check_table("means", means, ["opt", "m", by])
     rows = []
     for value, sub in means.groupby(by, sort=True):
         c = run_claim(sub[sub.opt == "sgdm"].m, sub[sub.opt == "adam"].m, alpha=alpha)
@@ -263,8 +265,8 @@ def matched_loss_means(means: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFram
         — the table :func:`run_claims_by` reads with ``by="step"``. Adam runs whose probed losses do
         not bracket the target are left out (``m`` NaN).
     """
-    _check_table("means", means, ["opt", "seed", "step", "m"])
-    _check_table("probes", probes, ["opt", "seed", "step", "loss"])
+    check_table("means", means, ["opt", "seed", "step", "m"])
+    check_table("probes", probes, ["opt", "seed", "step", "loss"])
     df = means.merge(probes[["opt", "seed", "step", "loss"]], on=["opt", "seed", "step"], how="left")
     sgd, adam = df[df.opt == "sgdm"], df[df.opt == "adam"]
     rows = []
@@ -281,7 +283,7 @@ def interpolation_error(means: pd.DataFrame, probes: pd.DataFrame, opt: str = "a
     """How well :func:`matched_loss_means`' interpolation recovers a probed value: each interior
     probe of each run of ``opt`` predicted from the probes two grid steps apart (so the error
     overstates that of the full grid). Columns ``seed, step, m, predicted, error`` (in log R_med)."""
-    _check_table("means", means, ["opt", "seed", "step", "m"])
+    check_table("means", means, ["opt", "seed", "step", "m"])
     df = means[means.opt == opt].merge(probes[["opt", "seed", "step", "loss"]], on=["opt", "seed", "step"])
     rows = []
     for seed, run in df.sort_values("step").groupby("seed"):
@@ -322,6 +324,26 @@ def simulate_run_test(n_runs: int, log_effect: float, sd: float, *, sd_ratio: fl
     return float(np.mean(p <= alpha))
 
 
+def claim_with_error_rates(means: pd.DataFrame, *, n_runs: int | None = None, alpha: float = ALPHA,
+                           n_sims: int = 2000) -> dict:
+    """The rule at one step (:func:`run_claim` on the ``m`` of :func:`run_means`) beside its
+    simulated false-positive rate and its power at a ratio of 1.3 (:func:`simulate_run_test`) with
+    ``n_runs`` runs a side (default: the fewer of the two samples' runs) and the largest between-run
+    sd of ``m`` measured here; NaN rates with fewer than two runs or no spread.
+
+    Returns:
+        ``n_sgdm, n_adam, ratio, lower, upper, p, p_less, verdict, between_run_sd, fpr, power_1_3``.
+    """
+    c = run_claim(means[means.opt == "sgdm"].m, means[means.opt == "adam"].m, alpha=alpha)
+    sd = float(means.groupby("opt").m.std().max()) if len(means) else math.nan
+    n = min(c.n_sgdm, c.n_adam) if n_runs is None else n_runs
+    ok = math.isfinite(sd) and sd > 0 and n >= 2
+    return dict(n_sgdm=c.n_sgdm, n_adam=c.n_adam, ratio=c.ratio, lower=c.lower, upper=c.upper, p=c.p_greater,
+                p_less=c.p_less, verdict=c.verdict, between_run_sd=sd,
+                fpr=simulate_run_test(n, 0.0, sd, n_sims=n_sims, alpha=alpha) if ok else math.nan,
+                power_1_3=simulate_run_test(n, math.log(1.3), sd, n_sims=n_sims, alpha=alpha) if ok else math.nan)
+
+
 def run_test_table(rmed: pd.DataFrame, steps: dict[int, int], *, n_runs: int = 10, alpha: float = ALPHA,
                    n_sims: int = 2000) -> pd.DataFrame:
     """The run-level rule at each of ``steps`` (``{published iteration: probe step}``), over all
@@ -340,15 +362,8 @@ def run_test_table(rmed: pd.DataFrame, steps: dict[int, int], *, n_runs: int = 1
             if kind != "all" and not (at.layer.map(lambda n: tensor_kind(str(n))) == kind).any():
                 continue
             m = run_means(at, kind=None if kind == "all" else kind)
-            c = run_claim(m[m.opt == "sgdm"].m, m[m.opt == "adam"].m, alpha=alpha)
-            sd = float(m.groupby("opt").m.std().max()) if len(m) else math.nan
-            ok = math.isfinite(sd) and sd > 0
             rows.append(dict(iteration=it, step=step, tensors=kind, n_tensors=int(m.n_tensors.max()) if len(m) else 0,
-                             n_sgdm=c.n_sgdm, n_adam=c.n_adam, ratio=c.ratio, lower=c.lower, upper=c.upper,
-                             p=c.p_greater, p_less=c.p_less, verdict=c.verdict, between_run_sd=sd,
-                             fpr=simulate_run_test(n_runs, 0.0, sd, n_sims=n_sims, alpha=alpha) if ok else math.nan,
-                             power_1_3=simulate_run_test(n_runs, math.log(1.3), sd, n_sims=n_sims, alpha=alpha)
-                             if ok else math.nan))
+                             **claim_with_error_rates(m, n_runs=n_runs, alpha=alpha, n_sims=n_sims)))
     out = pd.DataFrame(rows)
     out["p_holm"] = math.nan
     for step, idx in out[out.tensors != "all"].groupby("step").groups.items():

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..kinds import KINDS, tensor_kind
-from .run_test import VALUES, _check_table, interpolation_error, matched_loss_means, run_claims_by, run_means
+from .run_test import VALUES, check_table, interpolation_error, matched_loss_means, run_claims_by, run_means
 from .verdict import ALPHA, NOT_TESTABLE, _t_interval
 
 __all__ = ["kind_trajectories", "trajectory_claims", "claims_at_steps", "decomposition_table", "interpolation_summary",
@@ -37,7 +37,7 @@ def _kinds_present(rmed: pd.DataFrame) -> list[str]:
 def _comparisons(rmed: pd.DataFrame, probes: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """The tables of :math:`M` the two comparisons read: at matched iteration (:func:`run_means`,
     per step) and at matched loss (:func:`matched_loss_means` on Adam's whole probe grid)."""
-    _check_table("probes", probes, ["opt", "seed", "step", "loss"])
+    check_table("probes", probes, ["opt", "seed", "step", "loss"])
     means = run_means(rmed)
     return [("iteration", means), ("loss", matched_loss_means(means, probes))]
 
@@ -53,7 +53,7 @@ def kind_trajectories(rmed: pd.DataFrame) -> pd.DataFrame:
         :math:`= \\exp(\\overline{M})` over runs, its 95% t-interval ``lower, upper`` (from the runs'
         :math:`M_r(t)`), ``n_runs`` and ``n_tensors`` (tensors finite in every run at that step).
     """
-    _check_table("rmed", rmed, ["opt", "seed", "step", "layer", "r_med"])
+    check_table("rmed", rmed, ["opt", "seed", "step", "layer", "r_med"])
     rows = []
     for kind in ("all", *_kinds_present(rmed)):
         m = run_means(rmed, kind=None if kind == "all" else kind)
@@ -135,7 +135,7 @@ def decomposition_table(rmed: pd.DataFrame, steps: Sequence[int] | None = None, 
         One row per ``part`` (``r_med``, ``h_max``, ``h_median``) and ``step``: the columns of
         :func:`run_claims_by` (Holm over the steps of one part).
     """
-    _check_table("rmed", rmed, ["opt", "seed", "step", "layer", *VALUES])
+    check_table("rmed", rmed, ["opt", "seed", "step", "layer", *VALUES])
     df = rmed if steps is None else rmed[rmed.step.isin(list(steps))]
     vals = df[list(VALUES)].astype(float)
     df = df[(np.isfinite(vals) & (vals > 0)).all(axis=1)]
@@ -173,7 +173,7 @@ def batch_effect(small: pd.DataFrame, large: pd.DataFrame) -> pd.DataFrame:
         test: this says whether the ratio moves, and by how much.
     """
     for name, df in (("small", small), ("large", large)):
-        _check_table(name, df, ["opt", "seed", "step", "layer", "r_med"])
+        check_table(name, df, ["opt", "seed", "step", "layer", "r_med"])
     key = ["opt", "seed", "step", "layer"]
     both = small[key + ["r_med"]].merge(large[key + ["r_med"]], on=key, suffixes=("_small", "_large"))
     if both.empty:

@@ -28,12 +28,11 @@ import json
 import math
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
 from ..runs.config import TrainConfig
 from .premise import final_loss_claim, matched_loss_table, premise_verdict
-from .run_test import run_claim, run_means, simulate_run_test
+from .run_test import check_table, claim_with_error_rates, run_means
 from .verdict import ALPHA
 
 __all__ = ["DESIGN_FIELDS", "DESIGN_POINT", "design_variant", "variant_table", "variant_reading"]
@@ -80,14 +79,6 @@ def variant_reading(premise: str, claim: str) -> str:
             (True, False): "premise without claim", (False, False): "neither"}[(p, c)]
 
 
-def _check(name: str, df: pd.DataFrame, cols: list[str]) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = set(cols) - set(df.columns)
-    if missing:
-        raise ValueError(f"{name}: the table lacks columns {sorted(missing)}")
-
-
 def variant_table(runs: pd.DataFrame, loss: pd.DataFrame, rmed: pd.DataFrame, steps: Mapping[int, int], *,
                   alpha: float = ALPHA, n_sims: int = 2000) -> pd.DataFrame:
     """The premise and the claim of every design variant among ``runs`` (module docstring).
@@ -107,9 +98,9 @@ def variant_table(runs: pd.DataFrame, loss: pd.DataFrame, rmed: pd.DataFrame, st
         row whose premise and reading are ``not run``; one with runs of a single optimizer so far
         is ``not testable``.
     """
-    _check("runs", runs, ["run", "task", "sweep", "config", "steps"])
-    _check("loss", loss, ["run", "task", "opt", "lr", "seed", "step", "loss"])
-    _check("rmed", rmed, ["run", "opt", "seed", "step", "layer", "r_med"])
+    check_table("runs", runs, ["run", "task", "sweep", "config", "steps"])
+    check_table("loss", loss, ["run", "task", "opt", "lr", "seed", "step", "loss"])
+    check_table("rmed", rmed, ["run", "opt", "seed", "step", "layer", "r_med"])
     if not steps:
         raise ValueError("steps: expected at least one {published iteration: probe step}")
     study = runs[~runs.sweep.astype(str).str.endswith("-tuning")]
@@ -136,18 +127,10 @@ def variant_table(runs: pd.DataFrame, loss: pd.DataFrame, rmed: pd.DataFrame, st
         else:
             row |= {"premise": f"not testable: {row['n_sgdm']} SGD-M and {row['n_adam']} Adam runs",
                     "final_loss_ratio": math.nan, "final_lower": math.nan, "final_upper": math.nan}
-        for it, step in steps.items():
-            m = run_means(v_rmed[v_rmed.step == step])
-            a, b = m[m.opt == "sgdm"].m, m[m.opt == "adam"].m
-            c = run_claim(a, b, alpha=alpha)
-            sd = float(m.groupby("opt").m.std().max()) if len(m) else math.nan
-            n = min(c.n_sgdm, c.n_adam)
-            ok = math.isfinite(sd) and sd > 0 and n >= 2
-            row |= {f"claim_{it}": c.verdict, f"ratio_{it}": c.ratio, f"lower_{it}": c.lower,
-                    f"upper_{it}": c.upper, f"p_{it}": c.p_greater,
-                    f"fpr_{it}": simulate_run_test(n, 0.0, sd, n_sims=n_sims, alpha=alpha) if ok else math.nan,
-                    f"power_1_3_{it}": simulate_run_test(n, math.log(1.3), sd, n_sims=n_sims, alpha=alpha)
-                    if ok else math.nan}
+        for it, step in steps.items():  # the variant's own runs set the rule's error rates
+            c = claim_with_error_rates(run_means(v_rmed[v_rmed.step == step]), alpha=alpha, n_sims=n_sims)
+            row |= {f"claim_{it}": c["verdict"], **{f"{k}_{it}": c[k] for k in ("ratio", "lower", "upper", "p",
+                                                                                 "fpr", "power_1_3")}}
         row["reading"] = variant_reading(row["premise"], row[f"claim_{last}"])
         rows.append(row)
     for variant in tuned_only:  # tuned, its study not run yet: listed, not read
