@@ -70,7 +70,7 @@ from scipy.stats import binom
 from torch import nn
 
 from ..stats import median, ratio, undefined_reason
-from ..validation import check_positive
+from ..validation import check_bool, check_positive
 from ._activation import activation_terms
 from ._hvp import HessianOperator
 from ._validate import Batch, LossFn, check_batch, check_dropout, select_params
@@ -193,8 +193,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
     """
     if not (isinstance(confidence, float | int) and 0 < confidence < 1):
         raise ValueError(f"confidence={confidence!r}: must be a number in (0, 1)")
-    if not isinstance(activation_curvature, bool):
-        raise ValueError(f"activation_curvature={activation_curvature!r}: expected True or False")
+    check_bool("activation_curvature", activation_curvature)
     for name, v in dict(n_samples=n_samples, strata=strata).items():
         check_positive(name, v, integer=True)
     for name, v in dict(n_candidates=n_candidates, exact_below=exact_below, proxy_below=proxy_below,
@@ -236,7 +235,7 @@ def sampled_rmed(model: nn.Module, loss_fn: LossFn, batch: Batch, *, params=None
         # Hessian's scale (R label rows of a mean loss: sampled_gauss_newton returns G / R)
         terms = activation_terms(model, loss_fn, batch, {s.module_name: s.module for s in ranked}) \
             if activation_curvature else {}
-        extra_passes = int(bool(activation_curvature))
+        extra_passes = int(activation_curvature)
         rows_R = sh.output[..., 0].numel()
         for s in ranked:
             if s.module_name in terms:

@@ -7,6 +7,19 @@ from __future__ import annotations
 from rmed_core.runs.bundle import bundle_names, check_reproduces, read_bundle
 
 
+def _assert_held_or_listed(prov: dict, runs) -> None:
+    """Every point of a bundle's sweep specifications is one of its runs or named missing."""
+    from rmed_core.provenance import repo_root
+    from rmed_core.runs.sweep_spec import load_spec
+
+    held = {(r.opt, float(r.lr), int(r.seed), r.sweep) for r in runs.itertuples()}
+    for spec in prov["specs"]:
+        sweep = load_spec(repo_root() / spec)
+        for p in sweep.points:
+            c = p.config.resolved()
+            assert (c.opt, c.lr, c.seed, sweep.name) in held or p.label in prov["missing"], p.label
+
+
 def test_the_study_bundle_holds_or_lists_every_point_of_its_sweeps():
     """Every point of the study's sweep specifications is in the bundle or named in its provenance
     as missing (a bundle may be partial, never silently); the language-model runs it holds are at
@@ -68,19 +81,12 @@ def test_the_control_bundle_holds_or_lists_every_point_and_the_current_code_repr
     every point held or named missing, the study's runs probed at 750 and 1250 with the count of dead
     entries, and one run of the study trained again to 750 and probed. Needs Debian's
     dataset-fashion-mnist (``make test`` installs it)."""
-    from rmed_core.provenance import repo_root
     from rmed_core.runs.bundle import bundle_provenance
-    from rmed_core.runs.sweep_spec import load_spec
 
     assert "control" in bundle_names(), "bundles/control is missing: `rmed bundle control " \
                                         "sweeps/control-fashion-tuning.yaml sweeps/control-fashion.yaml --partial`"
     prov, runs = bundle_provenance("control"), read_bundle("control", "runs")
-    held = {(r.opt, float(r.lr), int(r.seed), r.sweep) for r in runs.itertuples()}
-    for spec in prov["specs"]:
-        sweep = load_spec(repo_root() / spec)
-        for p in sweep.points:
-            c = p.config.resolved()
-            assert (c.opt, c.lr, c.seed, sweep.name) in held or p.label in prov["missing"], p.label
+    _assert_held_or_listed(prov, runs)
     study = runs[runs.sweep == "control-fashion"]
     assert {"adam", "sgdm"} <= set(study.opt) and (study.task == "fashion_cnn").all()
     rmed = read_bundle("control", "rmed", run=list(study.run))
@@ -95,19 +101,12 @@ def test_the_variants_bundle_holds_or_lists_every_point_and_the_current_code_rep
     specifications held or named missing, each run's configuration naming its one change, and one
     tuning run of each variant trained again for 200 iterations (through the warmup of the
     schedule), so that the variant options still build the model and the rate they were run with."""
-    from rmed_core.provenance import repo_root
     from rmed_core.runs.bundle import bundle_provenance
-    from rmed_core.runs.sweep_spec import load_spec
     from rmed_core.study.variants import design_variant
 
     assert "variants" in bundle_names(), "bundles/variants is missing: `rmed bundle variants sweeps/variant-*.yaml --partial`"
     prov, runs = bundle_provenance("variants"), read_bundle("variants", "runs")
-    held = {(r.opt, float(r.lr), int(r.seed), r.sweep) for r in runs.itertuples()}
-    for spec in prov["specs"]:
-        sweep = load_spec(repo_root() / spec)
-        for p in sweep.points:
-            c = p.config.resolved()
-            assert (c.opt, c.lr, c.seed, sweep.name) in held or p.label in prov["missing"], p.label
+    _assert_held_or_listed(prov, runs)
     names = runs.config.map(design_variant)
     assert "design point" not in set(names) and names.nunique() == 3
     for variant in sorted(set(names)):
