@@ -43,7 +43,7 @@ from rmed_core.hessian import hessian_diagonal, rmed_per_layer
 from rmed_core.hessian.testing import make_case, max_rel_error, reference_diagonal
 from rmed_core.provenance import provenance
 from rmed_core.study.goals import (BENCHMARKS, goal_table, probe_accuracy_summary, probe_activation_summary,
-                                   probe_proxies_summary, read_tables,
+                                   probe_configs, probe_configs_sentence, probe_proxies_summary, read_tables,
                                    results_dir, study_accuracy_summary, study_batch_summary)
 
 started = time.perf_counter()
@@ -295,6 +295,16 @@ batch = glue_values(study_batch_summary(tables.get("study_batch")))
 # verdict statistic's error at most {glue:text}`probe_gn_mean_ratio_err_worst:.3f`). The uniform
 # draws are the same, so the maximum found can only grow; the defaults stay as they are until a
 # configuration meets every accuracy goal above on all four checkpoints.
+#
+# **The configurations measured, judged by the goals' rules.** Beside the defaults and
+# `gauss-newton`: `gauss-newton+activation` (the Gauss-Newton ranking with the activation's own
+# curvature term added for the layers that feed a GELU, three estimate seeds a checkpoint) and
+# `lean`, which spends fewer products -- no row-sum proxy (its $K$ products a layer; the
+# Gauss-Newton ranking with the activation term stratifies instead, and a sampled layer's bias is
+# sampled like its weight), 64 uniform draws instead of 192, 8 candidates from each proxy's top
+# instead of 16 (keyword arguments in `benchmarks/results/probe_accuracy.md`). The second table
+# below judges each by the two accuracy goals (R_med's and its maximum part's errors on all four
+# checkpoints; the error of the verdict's statistic): {glue:text}`probe_configs_sentence`.
 
 # %% tags=["hide-input"]
 probe = glue_values(probe_accuracy_summary(tables.get("probe_accuracy")))
@@ -309,7 +319,11 @@ if "probe_accuracy" in tables:  # the benchmark's table, the columns the text re
                                              "median_part_worst", "mean_log_err", "log_ratio_err_median",
                                              "log_ratio_err_worst", "mean_log_ratio_err_worst", "coverage",
                                              "width_median", "products", "seconds"]).round(3))
+    configs = probe_configs(tables["probe_accuracy"])
+    display(configs.round(3))  # each configuration against the accuracy goals (text above)
+    glue_values({"probe_configs_sentence": probe_configs_sentence(configs)})
 else:
+    glue_values({"probe_configs_sentence": probe_configs_sentence(probe_configs(None))})
     print("probe_accuracy: not measured")
 
 # %% [markdown]

@@ -25,8 +25,9 @@ import pandas as pd
 from ..provenance import repo_root
 
 __all__ = ["BENCHMARKS", "GOALS", "Goal", "results_dir", "read_tables", "goal_table", "study_accuracy_summary",
-           "study_batch_summary", "probe_accuracy_summary", "probe_error_sentence", "probe_proxies_summary",
-           "probe_activation_summary", "probe_description", "vocab10k_costs"]
+           "study_batch_summary", "probe_accuracy_summary", "probe_configs", "probe_configs_sentence",
+           "probe_error_sentence", "probe_proxies_summary", "probe_activation_summary", "probe_description",
+           "vocab10k_costs"]
 
 #: The benchmark tables the method chapter reads: file stem under ``benchmarks/results`` -> what it
 #: measures (and the script that writes it).
@@ -172,8 +173,8 @@ def _probe_rows(df: pd.DataFrame, config: str = "defaults") -> tuple[pd.Series, 
     return df.set_index("checkpoint").loc["all"], [c for c in PROBE_CHECKPOINTS if c not in seen]
 
 
-def _probe_error(df: pd.DataFrame) -> tuple[str, bool]:
-    r, missing = _probe_rows(df)
+def _probe_error(df: pd.DataFrame, config: str = "defaults") -> tuple[str, bool]:
+    r, missing = _probe_rows(df, config)
     gap = f" (not measured: {', '.join(missing)})" if missing else ""
     return (f"{r.runs:.0f} runs{gap}: median {r.median_err_sampled:.1%} (sampled tensors), worst {r.worst_err:.1%}; "
             f"max part worst {r.max_part_worst:.1%}",
@@ -181,9 +182,9 @@ def _probe_error(df: pd.DataFrame) -> tuple[str, bool]:
                  and r.max_part_worst <= 0.10))
 
 
-def _probe_comparison(df: pd.DataFrame) -> tuple[str, bool]:
-    r, missing = _probe_rows(df)
-    t = _probe_config(df).set_index("checkpoint")
+def _probe_comparison(df: pd.DataFrame, config: str = "defaults") -> tuple[str, bool]:
+    r, missing = _probe_rows(df, config)
+    t = _probe_config(df, config).set_index("checkpoint")
     bias = {o: float(t.mean_log_err[f"{o} (both steps)"]) for o in ("adam", "sgdm")
             if f"{o} (both steps)" in t.index}
     text = (f"mean log-error Adam {bias.get('adam', math.nan):+.3f}, SGD-M {bias.get('sgdm', math.nan):+.3f}; "
@@ -224,6 +225,46 @@ GOALS: tuple[Goal, ...] = (
          "probe_accuracy", _probe_comparison),
     Goal("probe intervals on both optimizers", "coverage >= 95%, width <= 3x", "probe_accuracy", _probe_interval),
 )
+
+
+def probe_configs(df: pd.DataFrame | None) -> pd.DataFrame:
+    """Each estimate configuration of ``probe_accuracy`` judged by the probe's two accuracy goals
+    (the rules of :data:`GOALS`: R_med's and its maximum part's errors on all four checkpoints,
+    and the error of the verdict's statistic), beside its cost: columns ``config, runs, median_err,
+    worst_err, max_part_worst, mean_log_ratio_err_worst, products, seconds, accuracy_met``
+    (``yes``, or ``no`` with the reason: a goal missed or a checkpoint not measured). The
+    estimate's defaults may change only to a configuration whose row says ``yes``."""
+    cols = ["config", "runs", "median_err", "worst_err", "max_part_worst", "mean_log_ratio_err_worst", "products",
+            "seconds", "accuracy_met"]
+    if df is None:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for config in dict.fromkeys(df.config if "config" in df else ["defaults"]):
+        r, missing = _probe_rows(df, config)
+        (_, error_ok), (_, ratio_ok) = _probe_error(df, config), _probe_comparison(df, config)
+        why = ([f"not measured: {', '.join(missing)}"] if missing else []) + \
+              ([] if error_ok else ["error goal missed"]) + ([] if ratio_ok else ["comparison goal missed"])
+        rows.append(dict(config=config, runs=r.runs, median_err=r.median_err_sampled, worst_err=r.worst_err,
+                         max_part_worst=r.max_part_worst, mean_log_ratio_err_worst=r.mean_log_ratio_err_worst,
+                         products=r.products, seconds=r.seconds,
+                         accuracy_met="yes" if not why else "no (" + "; ".join(why) + ")"))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def probe_configs_sentence(configs: pd.DataFrame) -> str:
+    """What the method chapter says of :func:`probe_configs`: which configurations meet both
+    accuracy goals on all four checkpoints (the cheapest first), or that none does, and what the
+    fewest products bought."""
+    if configs.empty:
+        return "no configuration is measured yet"
+    ok = configs[configs.accuracy_met == "yes"].sort_values("products")
+    cheapest = configs.sort_values("products").iloc[0]
+    tail = (f"the cheapest measured, '{cheapest.config}' ({cheapest.products:.0f} products), has a worst error of "
+            f"{cheapest.worst_err:.1%} and a maximum part's worst of {cheapest.max_part_worst:.1%}")
+    if ok.empty:
+        return f"none of the {len(configs)} configurations meets both accuracy goals on all four checkpoints; " + tail
+    names = ", ".join(f"'{c}' ({p:.0f} products)" for c, p in zip(ok.config, ok.products))
+    return f"{len(ok)} of the {len(configs)} configurations meet both accuracy goals on all four checkpoints: {names}; " + tail
 
 
 def goal_table(tables: Mapping[str, pd.DataFrame], goals: tuple[Goal, ...] = GOALS) -> pd.DataFrame:

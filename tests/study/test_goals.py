@@ -77,3 +77,28 @@ def test_activation_summary_reads_each_proxy_and_says_when_not_measured():
     assert s["activation_status"] == "measured" and s["activation_checkpoints_match"] == "yes"
     assert s["activation_spearman_gn_act"] == 0.9 and s["activation_tau_gn"] == 1.1
     assert s["activation_top8_worst_act"] == 0.9 and s["activation_tensors"] == 8
+
+
+def _probe_config(config, worst_err, mean_ratio_err, checkpoints=goals.PROBE_CHECKPOINTS):
+    rows = [dict(config=config, checkpoint=c) for c in checkpoints]
+    rows.append(dict(config=config, checkpoint="all", runs=12, median_err_sampled=0.02, worst_err=worst_err,
+                     max_part_worst=worst_err, mean_log_ratio_err_worst=mean_ratio_err, log_ratio_err_median=0.01,
+                     log_ratio_err_worst=0.1, products=1000, seconds=30.0, coverage=1.0, width_median=50.0))
+    rows += [dict(config=config, checkpoint=f"{o} (both steps)", mean_log_err=0.0) for o in ("adam", "sgdm")]
+    return rows
+
+
+def test_probe_configs_say_which_configuration_meets_the_accuracy_goals_and_why_not():
+    df = pd.DataFrame(_probe_config("defaults", 0.4, 0.01) + _probe_config("good", 0.05, 0.01)
+                      + _probe_config("biased", 0.05, 0.2) + _probe_config("partial", 0.05, 0.01, ("adam@750",)))
+    t = goals.probe_configs(df).set_index("config")
+    assert t.loc["good", "accuracy_met"] == "yes"
+    assert t.loc["defaults", "accuracy_met"] == "no (error goal missed)"
+    assert t.loc["biased", "accuracy_met"] == "no (comparison goal missed)"
+    assert t.loc["partial", "accuracy_met"].startswith("no (not measured: sgdm@750")
+    # the goal table reads the defaults only
+    assert _met({"probe_accuracy": df}, "study probe vs exact, Adam and SGD-M at 750 and 1,250") == "no"
+    assert goals.probe_configs(None).empty
+    assert goals.probe_configs_sentence(goals.probe_configs(None)) == "no configuration is measured yet"
+    sentence = goals.probe_configs_sentence(t.reset_index())
+    assert sentence.startswith("1 of the 4 configurations meet both accuracy goals") and "'good' (1000 products)" in sentence
