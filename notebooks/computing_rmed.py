@@ -314,16 +314,15 @@ prox = glue_values(probe_proxies_summary(per_tensor_proxies))
 glue_values(probe_activation_summary(tables.get("probe_activation")))
 if "probe_activation" in tables:  # the Gauss-Newton proxy with the activation's own curvature (text below)
     display(tables["probe_activation"].round(3))
+configs = probe_configs(tables.get("probe_accuracy"))
+glue_values({"probe_configs_sentence": probe_configs_sentence(configs)})
 if "probe_accuracy" in tables:  # the benchmark's table, the columns the text reads
     display(tables["probe_accuracy"].filter(["config", "checkpoint", "runs", "median_err", "worst_err", "max_part_worst",
                                              "median_part_worst", "mean_log_err", "log_ratio_err_median",
                                              "log_ratio_err_worst", "mean_log_ratio_err_worst", "coverage",
                                              "width_median", "products", "seconds"]).round(3))
-    configs = probe_configs(tables["probe_accuracy"])
     display(configs.round(3))  # each configuration against the accuracy goals (text above)
-    glue_values({"probe_configs_sentence": probe_configs_sentence(configs)})
 else:
-    glue_values({"probe_configs_sentence": probe_configs_sentence(probe_configs(None))})
     print("probe_accuracy: not measured")
 
 # %% [markdown]
